@@ -1,0 +1,1 @@
+"""Dashboard pages: one module per page; state in param classes; library calls only."""

@@ -1,0 +1,73 @@
+"""Where a command's data comes from: a dataset path, or the embedded synthetic default.
+
+Every command that takes ``--data`` calls :func:`load_dataset`; with no path it opens (and on
+first use writes) the synthetic Europe dataset in the cache directory.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ppviz.data.canonical import open_dataset
+
+DEFAULT_DAYS_ENV = "PPVIZ_SYNTH_DAYS"
+
+
+def default_days() -> int:
+    """Span of the embedded dataset in days (``$PPVIZ_SYNTH_DAYS``, default 60)."""
+    raw = os.environ.get(DEFAULT_DAYS_ENV, "60")
+    try:
+        days = int(raw)
+    except ValueError:
+        raise ValueError(f"{DEFAULT_DAYS_ENV}={raw!r} is not a whole number of days (1..3660)") from None
+    if not 1 <= days <= 3660:
+        raise ValueError(f"{DEFAULT_DAYS_ENV}={days} is out of range; allowed 1..3660 days")
+    return days
+
+
+def load_dataset(data=None, *, progress: bool = False) -> xr.Dataset:
+    """Open ``data`` (a canonical zarr/netCDF path) or, when None, the embedded synthetic default."""
+    if data is None or str(data) in ("", "default", "synthetic"):
+        from ppviz.data.synthetic import ensure_default_dataset
+
+        path = ensure_default_dataset(days=default_days(), seed=0)
+        return open_dataset(path)
+    return open_dataset(data)
+
+
+def time_range_text(ds: xr.Dataset) -> str:
+    t = pd.DatetimeIndex(ds.time.values)
+    return f"{t[0]:%Y-%m-%d %H:%M} .. {t[-1]:%Y-%m-%d %H:%M} ({t.size} hourly steps)"
+
+
+def parse_time(text) -> pd.Timestamp:
+    """A timestamp from ``2021-01-05``, ``2021-01-05T12`` or ``2021-01-05 12:00``; ValueError if not."""
+    try:
+        ts = pd.Timestamp(str(text).strip())
+    except (ValueError, TypeError):
+        ts = None
+    if ts is None or pd.isna(ts):
+        raise ValueError(f"{text!r} is not a date/time; use e.g. 2021-01-05 or 2021-01-05T12:00")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+def select_time(ds: xr.Dataset, when) -> xr.Dataset:
+    """The hourly step at ``when``; ValueError naming the data's range if it is not there."""
+    ts = parse_time(when)
+    times = pd.DatetimeIndex(ds.time.values)
+    if ts < times[0] or ts > times[-1]:
+        raise ValueError(f"time {ts:%Y-%m-%d %H:%M} is outside the data: {time_range_text(ds)}")
+    idx = np.flatnonzero(times == ts)
+    if idx.size == 0:
+        near = times[np.argmin(np.abs(times - ts))]
+        raise ValueError(
+            f"time {ts:%Y-%m-%d %H:%M} is not a step of the data (nearest: {near:%Y-%m-%d %H:%M}); "
+            f"data: {time_range_text(ds)}"
+        )
+    return ds.isel(time=int(idx[0]))

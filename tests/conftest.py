@@ -1,0 +1,42 @@
+"""Shared test setup: a private data cache with a short synthetic default, and ../shared lookups."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+ERA5_SAMPLE = SHARED / "era5-sample"
+NATURAL_EARTH = SHARED / "natural-earth"
+
+
+def pytest_configure(config):
+    # A short embedded dataset in a private cache, so tests never touch the user's ~/.cache.
+    os.environ.setdefault("PPVIZ_DATA_DIR", tempfile.mkdtemp(prefix="ppviz-test-data-"))
+    os.environ.setdefault("PPVIZ_SYNTH_DAYS", "3")
+    if NATURAL_EARTH.is_dir():
+        os.environ.setdefault("PPVIZ_NATURAL_EARTH", str(NATURAL_EARTH))
+
+
+def require_shared(path: Path) -> Path:
+    """Skip when ``path`` is missing, but fail loudly in CI (CI=true), where it must exist."""
+    if not path.exists():
+        msg = f"{path} is missing (../shared beside the checkout)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def era5_sample() -> Path:
+    return require_shared(ERA5_SAMPLE)
+
+
+@pytest.fixture(scope="session")
+def natural_earth() -> Path:
+    return require_shared(NATURAL_EARTH)
