@@ -14,7 +14,9 @@ pn.extension(sizing_mode="stretch_width", notifications=True)
 
 def create_app():
     """A fresh app per session."""
-    return pn.template.FastListTemplate(
+    # BootstrapTemplate: the Fast/Material/Vanilla templates fetch Google Fonts, which offline
+    # servers cannot reach.
+    return pn.template.BootstrapTemplate(
         title="ppviz: pseudo-precipitation over Europe",
         main=[DataMapPage()],
         header_background="#1f4e79",

@@ -20,7 +20,7 @@ def cached_dataset():
 class DataMapPage(pn.viewable.Viewer):
     """TP (log scale, dry cells clear) and VIMD (diverging, centred at 0) side by side."""
 
-    region = param.Selector(default="europe", objects=list(NAMED_REGIONS))
+    region = param.Selector(default="europe", objects={v[0]: k for k, v in NAMED_REGIONS.items()})
     time = param.Date(default=None)
 
     def __init__(self, **params):

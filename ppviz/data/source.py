@@ -29,8 +29,17 @@ def default_days() -> int:
     return days
 
 
-def load_dataset(data=None, *, progress: bool = False) -> xr.Dataset:
-    """Open ``data`` (a canonical zarr/netCDF path) or, when None, the embedded synthetic default."""
+DATA_ENV = "PPVIZ_DATA"
+
+
+def load_dataset(data=None) -> xr.Dataset:
+    """Open ``data`` (a canonical zarr/netCDF path) or, when None, the default dataset.
+
+    The default is ``$PPVIZ_DATA`` when set (e.g. a dataset made by ``ppviz data prepare``),
+    otherwise the embedded synthetic Europe, written to the cache on first use.
+    """
+    if data is None and os.environ.get(DATA_ENV):
+        data = os.environ[DATA_ENV]
     if data is None or str(data) in ("", "default", "synthetic"):
         from ppviz.data.synthetic import ensure_default_dataset
 
