@@ -16,7 +16,7 @@ def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, extr
     if not 1 <= port <= 65535:
         raise ValueError(f"--port {port} is out of range; allowed 1..65535")
     cmd = [sys.executable, "-m", "panel", "serve", str(APP), "--port", str(port), "--address", address,
-           "--allow-websocket-origin", f"{address}:{port}", "--allow-websocket-origin", f"localhost:{port}"]
+           "--allow-websocket-origin", f"{address}:{port}", "--allow-websocket-origin", f"localhost:{port}", "--liveness"]
     if show:
         cmd.append("--show")
     cmd.extend(extra_args)
