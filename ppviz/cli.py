@@ -6,9 +6,7 @@ Every failure a user can cause ends in one line ``ppviz: error: ...`` on stderr 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 
 class UserError(Exception):

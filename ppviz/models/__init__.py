@@ -1,0 +1,1 @@
+"""Neural networks: the pointwise PP encoder-decoder and the diffusion downscaler."""

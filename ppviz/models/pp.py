@@ -1,0 +1,136 @@
+"""The pseudo-precipitation (PP) encoder-decoder: a pointwise fully connected network.
+
+After Radhakrishnan et al. (2024), arXiv 2412.14620. Each grid cell is mapped on its own:
+
+- encoder ``E(tp, vimd) -> pp``: one scalar that tracks TP where it rains and VIMD where it is dry;
+- decoder ``D(pp) -> tp >= 0``: exactly zero in the dry part of PP space.
+
+Inputs are normalised as ``a = log1p(tp / tp_scale)`` (TP spans four decades) and
+``b = vimd / vimd_scale``. The decoder output is ``tp = tp_scale * expm1(relu(u))``, so dry cells
+decode to exactly 0 once ``u <= 0``.
+
+Loss (per batch of N cells, weights in :class:`PPConfig`)::
+
+    L = w_rec   * mean_i (log1p(D(E(x_i)) / s) - log1p(tp_i / s))^2            reconstruction
+      + w_q     * mean_k (pp_(k) - Phi^-1((k - 1/2) / N))^2                       quantile loss
+      + w_order * mean_{i dry} (pp_i - sort(pp_dry)[rank_i(-vimd)])^2              dry ordering
+
+where ``pp_(k)`` is the k-th smallest encoded value (so the quantile term pulls the distribution of
+PP towards N(0, 1)), and the ordering term pulls dry cells towards the arrangement in which PP
+rises as VIMD falls (moisture convergence), so that PP follows -VIMD where it does not rain.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class PPConfig:
+    """Architecture, input normalisation and loss weights of the PP encoder-decoder."""
+
+    hidden: int = 64
+    depth: int = 3
+    tp_scale: float = 0.1  # mm/h: log1p(tp / tp_scale) is ~linear below and logarithmic above
+    vimd_scale: float = 1.0  # mm/h: set from the training data's VIMD standard deviation
+    w_rec: float = 1.0
+    w_q: float = 1.0
+    w_order: float = 0.5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _mlp(n_in: int, hidden: int, depth: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = n_in
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), nn.SiLU()]
+        width = hidden
+    layers.append(nn.Linear(width, 1))
+    return nn.Sequential(*layers)
+
+
+class PPAutoencoder(nn.Module):
+    """Pointwise encoder (tp, vimd) -> pp and decoder pp -> tp, both fully connected."""
+
+    def __init__(self, config: PPConfig = PPConfig()):
+        super().__init__()
+        self.config = config
+        self.encoder_net = _mlp(2, config.hidden, config.depth)
+        self.decoder_net = _mlp(1, config.hidden, config.depth)
+
+    def encode(self, tp: torch.Tensor, vimd: torch.Tensor) -> torch.Tensor:
+        """PP of each cell; ``tp`` and ``vimd`` in mm/h, any (same) shape."""
+        c = self.config
+        a = torch.log1p(torch.clamp(tp, min=0.0) / c.tp_scale)
+        b = vimd / c.vimd_scale
+        x = torch.stack([a, b], dim=-1)
+        return self.encoder_net(x).squeeze(-1)
+
+    def decode(self, pp: torch.Tensor) -> torch.Tensor:
+        """TP (mm/h, >= 0, exactly 0 in the dry part of PP space) of each PP value."""
+        u = self.decoder_net(pp.unsqueeze(-1)).squeeze(-1)
+        return self.config.tp_scale * torch.expm1(torch.relu(u))
+
+    def forward(self, tp: torch.Tensor, vimd: torch.Tensor):
+        pp = self.encode(tp, vimd)
+        return pp, self.decode(pp)
+
+
+def normal_quantiles(n: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Phi^-1((k - 1/2) / n) for k = 1..n: the expected order statistics of N(0, 1)."""
+    p = (torch.arange(n, device=device, dtype=torch.float64) + 0.5) / n
+    return (math.sqrt(2.0) * torch.erfinv(2.0 * p - 1.0)).to(dtype)
+
+
+def pp_loss(model: PPAutoencoder, tp: torch.Tensor, vimd: torch.Tensor, dry_threshold: float = 0.0):
+    """The training loss of the module docstring on one batch of cells (1-D tensors).
+
+    Returns
+    -------
+    loss : scalar tensor
+    parts : dict of floats (rec, quantile, order)
+    """
+    c = model.config
+    pp, tp_hat = model(tp, vimd)
+    s = c.tp_scale
+    rec = (torch.log1p(tp_hat / s) - torch.log1p(torch.clamp(tp, min=0.0) / s)).pow(2).mean()
+    q = (torch.sort(pp).values - normal_quantiles(pp.numel(), pp.device, pp.dtype)).pow(2).mean()
+    dry = tp <= dry_threshold
+    if int(dry.sum()) > 1:
+        pp_dry = pp[dry]
+        # rank of -vimd among dry cells -> the dry PP value that rank should carry
+        order = torch.argsort(torch.argsort(-vimd[dry]))
+        target = torch.sort(pp_dry.detach()).values[order]
+        order_loss = (pp_dry - target).pow(2).mean()
+    else:
+        order_loss = pp.new_zeros(())
+    loss = c.w_rec * rec + c.w_q * q + c.w_order * order_loss
+    return loss, {"rec": float(rec), "quantile": float(q), "order": float(order_loss)}
+
+
+@torch.no_grad()
+def encode_numpy(model: PPAutoencoder, tp: np.ndarray, vimd: np.ndarray, batch: int = 1 << 20) -> np.ndarray:
+    """Encode arrays of any shape in chunks; returns float32 PP of the same shape."""
+    flat_tp = torch.from_numpy(np.ascontiguousarray(tp, dtype=np.float32).ravel())
+    flat_v = torch.from_numpy(np.ascontiguousarray(vimd, dtype=np.float32).ravel())
+    out = torch.empty_like(flat_tp)
+    for i in range(0, flat_tp.numel(), batch):
+        out[i : i + batch] = model.encode(flat_tp[i : i + batch], flat_v[i : i + batch])
+    return out.numpy().reshape(np.shape(tp))
+
+
+@torch.no_grad()
+def decode_numpy(model: PPAutoencoder, pp: np.ndarray, batch: int = 1 << 20) -> np.ndarray:
+    """Decode an array of PP of any shape in chunks; returns float32 TP (mm/h)."""
+    flat = torch.from_numpy(np.ascontiguousarray(pp, dtype=np.float32).ravel())
+    out = torch.empty_like(flat)
+    for i in range(0, flat.numel(), batch):
+        out[i : i + batch] = model.decode(flat[i : i + batch])
+    return out.numpy().reshape(np.shape(pp))
