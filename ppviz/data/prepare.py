@@ -65,6 +65,23 @@ def _level_input(x, variable: str):
     return _concat_time(parts, variable), _names(x)
 
 
+def hour_mean(inst: xr.DataArray) -> xr.DataArray:
+    """Mean over the hour ending at each step: (x(t - 1 h) + x(t)) / 2.
+
+    VIMD from levels is instantaneous, while ERA5's ``tp`` and ``vimd`` are accumulated over the
+    hour ending at the time stamp; the trapezoid mean puts the computed VIMD on the same footing.
+    A step without its predecessor (the first one, or after a gap) keeps its instantaneous value.
+    """
+    t = inst["time"].values
+    prev_ok = np.zeros(t.size, dtype=bool)
+    prev_ok[1:] = (t[1:] - t[:-1]) == np.timedelta64(1, "h")
+    prev = inst.shift(time=1)
+    out = xr.where(xr.DataArray(prev_ok, dims="time"), 0.5 * (inst + prev), inst)
+    out.attrs = dict(inst.attrs)
+    out.attrs["cell_methods"] = "time: mean (trapezoid over the hour ending at the time stamp)"
+    return out.astype(inst.dtype).transpose(*inst.dims)
+
+
 def _computed_vimd(q, u, v, sp, levels, kind):
     given = {"q": q, "u": u, "v": v, "sp": sp}
     missing = [k for k, val in given.items() if val is None]
@@ -76,11 +93,11 @@ def _computed_vimd(q, u, v, sp, levels, kind):
     fields, labels = {}, {}
     for k, val in given.items():
         fields[k], labels[k] = _level_input(val, k)
-    vimd = vimd_from_levels(fields["q"], fields["u"], fields["v"], fields["sp"], levels, kind=kind)
+    vimd = hour_mean(vimd_from_levels(fields["q"], fields["u"], fields["v"], fields["sp"], levels, kind=kind))
     kind_used = vimd.attrs["vertical_coordinate"]
     label = (
         f"computed from q/u/v on {kind_used} levels ({labels['q']}; {labels['u']}; "
-        f"{labels['v']}) and sp ({labels['sp']})"
+        f"{labels['v']}) and sp ({labels['sp']}), averaged over the hour ending at each step"
         + (
             f" with levels table {Path(levels).name}"
             if kind_used == "model" and not isinstance(levels, LevelsTable)
