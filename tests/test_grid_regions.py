@@ -117,3 +117,11 @@ def test_subset_matches_index_ranges():
 
 def test_slugify():
     assert slugify("Benelux & Rhine") == "benelux-rhine"
+
+
+def test_subset_refuses_data_that_do_not_cover_the_region():
+    g = Grid(45.0, 0.0, 0.25, 41, 41)  # the ERA5 sample box
+    da = xr.DataArray(np.zeros(g.shape), dims=("lat", "lon"), coords=g.coords())
+    assert Region.parse("sample").subset(da).shape == (40, 40)
+    with pytest.raises(ValueError, match="does not contain region alps"):
+        Region.parse("alps").subset(da)

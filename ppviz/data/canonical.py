@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +102,9 @@ def open_dataset(path) -> xr.Dataset:
         raise FileNotFoundError(f"no dataset at {path}")
     try:
         if path.is_dir() or path.suffix == ".zarr":
-            ds = xr.open_zarr(path)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+                ds = xr.open_zarr(path)
         else:
             ds = xr.open_dataset(path, engine="h5netcdf")
     except Exception as exc:  # the message names the file and what we accept
@@ -122,7 +125,10 @@ def write_dataset(ds: xr.Dataset, path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
     try:
         if path.suffix == ".zarr":
-            ds.to_zarr(tmp, mode="w")
+            with warnings.catch_warnings():
+                # zarr 3 warns that consolidated metadata is not in its spec; xarray still uses it
+                warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+                ds.to_zarr(tmp, mode="w")
         else:
             enc = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars}
             ds.to_netcdf(tmp, engine="netcdf4", encoding=enc)

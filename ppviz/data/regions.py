@@ -184,12 +184,24 @@ class Region:
         return ",".join(f"{v:g}" for v in self.bounds)
 
     def subset(self, obj: xr.Dataset | xr.DataArray):
-        """The part of a fine-grid (…, lat, lon) object inside the region, by coordinates."""
+        """The part of a fine-grid (…, lat, lon) object inside the region, by coordinates.
+
+        Raises ValueError if ``obj`` does not cover the whole region (e.g. a dataset over a smaller
+        box), naming what the data cover.
+        """
         g = self.fine_grid
         tol = g.res / 4
-        return obj.sel(
+        out = obj.sel(
             lat=slice(g.lat[0] - tol, g.lat[-1] + tol), lon=slice(g.lon[0] - tol, g.lon[-1] + tol)
         )
+        if (out.sizes.get("lat"), out.sizes.get("lon")) != g.shape:
+            lat, lon = obj["lat"].values, obj["lon"].values
+            raise ValueError(
+                f"the data cover lat {lat.min():g}..{lat.max():g}, lon {lon.min():g}..{lon.max():g}, "
+                f"which does not contain region {self.slug_or_box} (lat {g.lat[0]:g}..{g.lat[-1]:g}, "
+                f"lon {g.lon[0]:g}..{g.lon[-1]:g}); choose a region inside the data"
+            )
+        return out
 
 
 def slugify(name: str) -> str:
