@@ -69,7 +69,7 @@ from ppviz.data.canonical import canonical_dataset, open_dataset, write_dataset
 from ppviz.data.geography import land_sea_mask, orography
 from ppviz.data.grid import EUROPE, Grid
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"  # 1.1: vimd is the hour mean, like ERA5
 DATA_DIR_ENV = "PPVIZ_DATA_DIR"
 DEFAULT_DAYS = 60
 DEFAULT_SEED = 0
@@ -447,6 +447,7 @@ def synthesize(
         iterator = tqdm(iterator, desc="synthetic days", unit="day")
     theta0 = math.radians(20.0)  # mean low-level wind from the WSW (blowing towards ENE)
     phi_w = math.exp(-1.0 / 48.0)
+    last_vimd = None
     for d in iterator:
         day = t_start + pd.Timedelta(days=d)
         storms = np.concatenate([storms, _storms_of_day(seed, day, 24.0 * d, p)])
@@ -504,7 +505,11 @@ def synthesize(
             + p.vimd_noise * z_n
             + p.vimd_meso * summer * z_m
         ) + p.vimd_sea_offset * (sea - lsm)
-        vimd_out[24 * d : 24 * d + 24] = vimd
+        # like ERA5's vimd (and ppviz's VIMD from levels): the mean over the hour ending at each
+        # stamp, here the trapezoid of consecutive instantaneous fields; the first hour stays as is
+        prev = np.concatenate([vimd[:1] if last_vimd is None else last_vimd[None], vimd[:-1]])
+        last_vimd = vimd[-1].copy()
+        vimd_out[24 * d : 24 * d + 24] = 0.5 * (vimd + prev)
 
     coords = {"time": times, "lat": lat, "lon": lon}
     dims = ("time", "lat", "lon")
