@@ -13,11 +13,16 @@ Loss (per batch of N cells, weights in :class:`PPConfig`)::
 
     L = w_rec   * mean_i (log1p(D(E(x_i)) / s) - log1p(tp_i / s))^2            reconstruction
       + w_q     * mean_k (pp_(k) - Phi^-1((k - 1/2) / N))^2                       quantile loss
-      + w_order * mean_{i dry} (pp_i - sort(pp_dry)[rank_i(-vimd)])^2              dry ordering
+      + w_order * mean_i (pp_i - Phi^-1((rank_i(key) - 1/2) / N))^2               ordering
 
-where ``pp_(k)`` is the k-th smallest encoded value (so the quantile term pulls the distribution of
-PP towards N(0, 1)), and the ordering term pulls dry cells towards the arrangement in which PP
-rises as VIMD falls (moisture convergence), so that PP follows -VIMD where it does not rain.
+where ``pp_(k)`` is the k-th smallest encoded value of the batch (so the quantile term pulls the
+distribution of PP towards N(0, 1)), and the ordering term pulls every cell towards the normal
+quantile of the place its ``key`` gives it in the batch: dry cells (tp = 0) ranked by -VIMD (moisture convergence),
+then every wet cell above all dry ones, ranked by tp. So PP follows -VIMD where it is dry, rises
+with tp where it rains, and is continuous across the rain edge (the most convergent dry cells sit
+just below the lightest rain). Without the wet part of the key the loss is symmetric under
+``pp -> -pp`` for wet cells, and training can put rain at the low end of PP; a target taken from
+the sorted batch itself (instead of Phi^-1) has a mirror-image equilibrium with shrunken spread.
 """
 
 from __future__ import annotations
@@ -44,6 +49,16 @@ class PPConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def relu_with_leaky_grad(u: torch.Tensor, slope: float = 0.01) -> torch.Tensor:
+    """relu(u) in the forward pass (exact zeros), with gradient ``slope`` where u < 0.
+
+    A plain relu head can die: once u < 0 for every input, the decoder outputs 0 everywhere and
+    gets no gradient back.
+    """
+    leak = slope * (u - u.detach())  # zero forward, slope backward
+    return torch.relu(u) + torch.where(u < 0, leak, torch.zeros_like(leak))
 
 
 def _mlp(n_in: int, hidden: int, depth: int) -> nn.Sequential:
@@ -76,7 +91,7 @@ class PPAutoencoder(nn.Module):
     def decode(self, pp: torch.Tensor) -> torch.Tensor:
         """TP (mm/h, >= 0, exactly 0 in the dry part of PP space) of each PP value."""
         u = self.decoder_net(pp.unsqueeze(-1)).squeeze(-1)
-        return self.config.tp_scale * torch.expm1(torch.relu(u))
+        return self.config.tp_scale * torch.expm1(relu_with_leaky_grad(u))
 
     def forward(self, tp: torch.Tensor, vimd: torch.Tensor):
         pp = self.encode(tp, vimd)
@@ -89,8 +104,21 @@ def normal_quantiles(n: int, device=None, dtype=torch.float32) -> torch.Tensor:
     return (math.sqrt(2.0) * torch.erfinv(2.0 * p - 1.0)).to(dtype)
 
 
-def pp_loss(model: PPAutoencoder, tp: torch.Tensor, vimd: torch.Tensor, dry_threshold: float = 0.0):
+def ordering_rank(tp: torch.Tensor, vimd: torch.Tensor, dry_threshold: float = 0.0) -> torch.Tensor:
+    """Rank of each cell under the ordering key: dry cells by -vimd, then wet cells by tp."""
+    wet = tp > dry_threshold
+    # float64 key: -vimd (|vimd| << 1e6) below 1e6 + tp
+    key = torch.where(wet, 1e6 + tp.double(), -vimd.double())
+    return torch.argsort(torch.argsort(key))
+
+
+def pp_loss(model: PPAutoencoder, tp: torch.Tensor, vimd: torch.Tensor, dry_threshold: float = 0.0,
+            *, warmup: bool = False):
     """The training loss of the module docstring on one batch of cells (1-D tensors).
+
+    With ``warmup`` only the ordering term counts: a plain regression of the encoder onto fixed
+    targets, which sets PP's orientation from any initialisation (joint training from a start with
+    rain at the low end of PP can stay stuck there, since the decoder learns that orientation too).
 
     Returns
     -------
@@ -102,17 +130,10 @@ def pp_loss(model: PPAutoencoder, tp: torch.Tensor, vimd: torch.Tensor, dry_thre
     s = c.tp_scale
     rec = (torch.log1p(tp_hat / s) - torch.log1p(torch.clamp(tp, min=0.0) / s)).pow(2).mean()
     q = (torch.sort(pp).values - normal_quantiles(pp.numel(), pp.device, pp.dtype)).pow(2).mean()
-    dry = tp <= dry_threshold
-    if int(dry.sum()) > 1:
-        pp_dry = pp[dry]
-        # rank of -vimd among dry cells -> the dry PP value that rank should carry
-        order = torch.argsort(torch.argsort(-vimd[dry]))
-        target = torch.sort(pp_dry.detach()).values[order]
-        order_loss = (pp_dry - target).pow(2).mean()
-    else:
-        order_loss = pp.new_zeros(())
-    loss = c.w_rec * rec + c.w_q * q + c.w_order * order_loss
-    return loss, {"rec": float(rec), "quantile": float(q), "order": float(order_loss)}
+    z = normal_quantiles(pp.numel(), pp.device, pp.dtype)
+    order_loss = (pp - z[ordering_rank(tp, vimd, dry_threshold)]).pow(2).mean()
+    loss = order_loss if warmup else c.w_rec * rec + c.w_q * q + c.w_order * order_loss
+    return loss, {"rec": float(rec.detach()), "quantile": float(q.detach()), "order": float(order_loss.detach())}
 
 
 @torch.no_grad()

@@ -1,0 +1,1 @@
+"""Metrics with written contracts (dims in, dims out, units, NaN and dry-cell policy)."""

@@ -1,0 +1,1 @@
+"""Training loops (the networks live in ppviz.models and ppviz.diffusion)."""
