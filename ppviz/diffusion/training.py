@@ -1,0 +1,467 @@
+"""Training the diffusion downscaler on random crops of fine PP, with EMA and resumable state.
+
+Follows the EDM training loop (Karras et al. 2022, NVlabs/edm ``training/training_loop.py``):
+Adam, a linear learning-rate warm-up, NaN/inf-scrubbed gradients and an exponential moving
+average (EMA) of the weights whose half-life ramps up with training. Differences: step counts
+instead of images, and crops instead of whole images.
+
+Batches. Each sample is a ``crop x crop`` window of one time step of the fine PP, its top-left
+corner on the ``factor x factor`` block lattice of the grid, so the coarse field of the crop
+(:func:`ppviz.data.grid.coarsen_blocks` with the crop's latitudes) is exactly the 1 deg field of
+the full grid there. The static channels are cropped with it. A held-out split is the caller's
+job: pass only training times.
+
+Files in ``out_dir``:
+
+- ``train_config.json``: model and training configs and data facts, written at the start;
+- ``train_log.jsonl`` (or ``log_path``): one JSON object per ``log_every`` steps with ``step``,
+  ``loss`` (mean over the window), ``lr`` and ``seconds`` (cumulative wall time);
+- ``train_state.safetensors`` + ``train_state.json``: the resume state, every ``ckpt_every`` steps
+  and at the end. Tensors (model, EMA, Adam moments, torch RNG states) go to safetensors,
+  scalars (step, configs, numpy RNG state, Adam hyper-parameters) to JSON; nothing is pickled.
+  Resuming on the same device and thread count continues bit-identically on the CPU.
+
+:func:`load_ema_model` returns the EMA model of a state directory, for export with
+:mod:`ppviz.checkpoints`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from ppviz.data.grid import Grid, coarsen_blocks
+from ppviz.diffusion.downscaler import Downscaler, DownscalerConfig, residual_std
+
+STATE_TENSORS = "train_state.safetensors"
+STATE_JSON = "train_state.json"
+CONFIG_JSON = "train_config.json"
+LOG_FILE = "train_log.jsonl"
+STATE_FORMAT = "ppviz-diffusion-train-state"
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DiffusionTrainConfig:
+    """Hyper-parameters of :func:`train_diffusion`.
+
+    Parameters
+    ----------
+    crop : int
+        Crop side in fine cells; a multiple of the block factor and of the U-Net's
+        ``size_multiple`` (64 by default: 16 x 16 deg of 0.25 deg cells).
+    batch_size : int
+        Crops per step.
+    steps : int
+        Total optimiser steps (a resumed run continues up to this number).
+    lr : float
+        Adam learning rate after the warm-up.
+    lr_warmup_steps : int
+        Linear warm-up from 0 (EDM ``lr_rampup``).
+    ema_halflife_steps : float
+        EMA half-life in steps (EDM ``ema_halflife``).
+    ema_rampup_ratio : float or None
+        Half-life limited to ``ratio * step`` early on (EDM ``ema_rampup_ratio``, 0.05); None: off.
+    P_mean, P_std : float
+        Training noise levels ``ln(sigma) ~ N(P_mean, P_std^2)`` (EDM Table 1).
+    grad_clip : float or None
+        Clip the global gradient norm to this (None: EDM's default, no clipping).
+    seed : int
+        Seeds the initial weights, crop positions, and noise.
+    log_every, ckpt_every : int
+        Steps between log lines and between resume states.
+    """
+
+    crop: int = 64
+    batch_size: int = 16
+    steps: int = 20000
+    lr: float = 3e-4
+    lr_warmup_steps: int = 500
+    ema_halflife_steps: float = 1000.0
+    ema_rampup_ratio: float | None = 0.05
+    P_mean: float = -1.2
+    P_std: float = 1.2
+    grad_clip: float | None = None
+    seed: int = 0
+    log_every: int = 50
+    ckpt_every: int = 1000
+
+    def __post_init__(self):
+        for name in ("crop", "batch_size", "log_every", "ckpt_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.steps < 0 or self.lr_warmup_steps < 0 or self.lr <= 0 or self.ema_halflife_steps <= 0:
+            raise ValueError("steps and lr_warmup_steps must be >= 0, lr and ema_halflife_steps > 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DiffusionTrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown DiffusionTrainConfig keys {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+
+# Fields that may change between a run and its resumption without changing the trajectory.
+_RESUMABLE_CHANGES = {"steps", "log_every", "ckpt_every"}
+
+
+# ------------------------------------------------------------------------------------------
+# Batches
+# ------------------------------------------------------------------------------------------
+
+
+def draw_crops(
+    rng: np.random.Generator,
+    pp_fine: np.ndarray,
+    static: np.ndarray,
+    lat: np.ndarray,
+    crop: int,
+    batch_size: int,
+    factor: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random block-aligned crops: fine ``(B, crop, crop)``, coarse ``(B, crop/f, crop/f)``, static.
+
+    Parameters
+    ----------
+    rng : numpy Generator
+        Draws, in this order, the time indices, the row blocks and the column blocks.
+    pp_fine : array, shape (T, H, W)
+    static : array, shape (C, H, W)
+    lat : array, shape (H,)
+        Fine latitudes (degrees) for the area-weighted coarse block means.
+    crop, batch_size, factor : int
+
+    Returns
+    -------
+    fine : (B, crop, crop) float32
+    coarse : (B, crop // factor, crop // factor) float32, area-weighted block means of ``fine``
+    static : (B, C, crop, crop) float32
+    """
+    t_n, h, w = pp_fine.shape
+    t = rng.integers(0, t_n, size=batch_size)
+    i0 = factor * rng.integers(0, (h - crop) // factor + 1, size=batch_size)
+    j0 = factor * rng.integers(0, (w - crop) // factor + 1, size=batch_size)
+    fine = np.stack([pp_fine[a, i : i + crop, j : j + crop] for a, i, j in zip(t, i0, j0)]).astype(np.float32)
+    coarse = np.stack([coarsen_blocks(f, lat[i : i + crop], factor) for f, i in zip(fine, i0)])
+    stat = np.stack([static[:, i : i + crop, j : j + crop] for i, j in zip(i0, j0)]).astype(np.float32)
+    return fine, coarse.astype(np.float32), stat
+
+
+# ------------------------------------------------------------------------------------------
+# Resume state (safetensors + JSON, never pickle)
+# ------------------------------------------------------------------------------------------
+
+
+def _save_state(out_dir: Path, *, step, seconds, model, ema, opt, np_rng, torch_gen, model_config, train_config):
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in model.state_dict().items():
+        tensors[f"model/{k}"] = v.detach().cpu().contiguous()
+    for k, v in ema.state_dict().items():
+        tensors[f"ema/{k}"] = v.detach().cpu().contiguous()
+    opt_sd = opt.state_dict()
+    opt_scalars: dict[str, dict] = {}
+    for idx, st in opt_sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"optim/{idx}/{k}"] = v.detach().cpu().contiguous()
+            else:
+                opt_scalars.setdefault(str(idx), {})[k] = v
+    tensors["rng/torch_noise"] = torch_gen.get_state()
+    tensors["rng/torch_global"] = torch.get_rng_state()
+    meta = {
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "step": int(step),
+        "seconds": float(seconds),
+        "model_config": model_config.to_dict(),
+        "train_config": train_config.to_dict(),
+        "numpy_rng": np_rng.bit_generator.state,
+        "optim_param_groups": opt_sd["param_groups"],
+        "optim_state_scalars": opt_scalars,
+    }
+    tmp_t = out_dir / f".{STATE_TENSORS}.tmp"
+    tmp_j = out_dir / f".{STATE_JSON}.tmp"
+    save_file(tensors, str(tmp_t), metadata={"format": STATE_FORMAT, "step": str(int(step))})
+    tmp_j.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp_t, out_dir / STATE_TENSORS)
+    os.replace(tmp_j, out_dir / STATE_JSON)
+
+
+def _read_state(out_dir: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    meta = json.loads((out_dir / STATE_JSON).read_text())
+    if meta.get("format") != STATE_FORMAT:
+        raise ValueError(f"{out_dir / STATE_JSON} is not a {STATE_FORMAT} file")
+    if meta.get("version") != STATE_VERSION:
+        raise ValueError(f"{out_dir / STATE_JSON}: unsupported version {meta.get('version')}")
+    tensors = {}
+    with safe_open(str(out_dir / STATE_TENSORS), framework="pt") as f:
+        file_step = int((f.metadata() or {}).get("step", -1))
+        for k in f.keys():
+            tensors[k] = f.get_tensor(k)
+    if file_step != meta["step"]:
+        raise ValueError(
+            f"{out_dir}: {STATE_TENSORS} is at step {file_step} but {STATE_JSON} at step {meta['step']} "
+            "(interrupted save?)"
+        )
+    return meta, tensors
+
+
+def _sub(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _optim_state_dict(meta: dict, tensors: dict[str, torch.Tensor]) -> dict:
+    state: dict[int, dict] = {}
+    for k, v in _sub(tensors, "optim/").items():
+        idx, name = k.split("/", 1)
+        state.setdefault(int(idx), {})[name] = v
+    for idx, d in meta["optim_state_scalars"].items():
+        state.setdefault(int(idx), {}).update(d)
+    return {"state": state, "param_groups": meta["optim_param_groups"]}
+
+
+def has_state(out_dir: str | os.PathLike) -> bool:
+    """Whether ``out_dir`` holds a resume state of :func:`train_diffusion`."""
+    d = Path(out_dir)
+    return (d / STATE_JSON).is_file() and (d / STATE_TENSORS).is_file()
+
+
+def load_ema_model(out_dir: str | os.PathLike, device: str | torch.device = "cpu") -> Downscaler:
+    """The EMA weights of a training state, as a :class:`Downscaler` in eval mode (for export).
+
+    Parameters
+    ----------
+    out_dir : path
+        The ``out_dir`` of :func:`train_diffusion`.
+    device : str or torch.device
+
+    Returns
+    -------
+    Downscaler
+        ``model.config`` is the :class:`DownscalerConfig` to save beside the weights.
+    """
+    meta, tensors = _read_state(Path(out_dir))
+    model = Downscaler(DownscalerConfig.from_dict(meta["model_config"]))
+    model.load_state_dict(_sub(tensors, "ema/"), strict=True)
+    return model.to(device).eval()
+
+
+# ------------------------------------------------------------------------------------------
+# Training loop
+# ------------------------------------------------------------------------------------------
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer, np.floating)):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def train_diffusion(
+    pp_fine: np.ndarray,
+    static: np.ndarray,
+    grid: Grid,
+    config: DiffusionTrainConfig = DiffusionTrainConfig(),
+    out_dir: str | os.PathLike = "diffusion-train",
+    *,
+    model_config: DownscalerConfig | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    log_path: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+) -> Downscaler:
+    """Train the EDM downscaler on random crops; returns the EMA model.
+
+    Parameters
+    ----------
+    pp_fine : array, shape (T, H, W), float32
+        Fine (0.25 deg) PP on ``grid``, training times only; must be finite.
+    static : array, shape (C, H, W)
+        :func:`ppviz.diffusion.downscaler.static_channels` of ``grid``.
+    grid : Grid
+        The fine grid of ``pp_fine`` (its latitudes weight the coarse block means).
+    config : DiffusionTrainConfig
+    out_dir : path
+        Where the config, log and resume state go (created).
+    model_config : DownscalerConfig, optional
+        Architecture (default ``DownscalerConfig()``); on resume, the saved one is used and a
+        different one given here raises ValueError.
+    resume : bool
+        Continue from the state in ``out_dir`` (from scratch if there is none). Without it an
+        existing state raises FileExistsError rather than being overwritten.
+    progress : bool
+        Show a tqdm progress bar.
+    log_path : path, optional
+        JSON-lines log (default ``out_dir / "train_log.jsonl"``); appended to on resume.
+    device : str or torch.device, optional
+        Default: CUDA when available, else CPU.
+
+    Returns
+    -------
+    Downscaler
+        The EMA model on the CPU, in eval mode.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    log_file = Path(log_path) if log_path is not None else out / LOG_FILE
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    pp_fine = np.asarray(pp_fine)
+    static = np.asarray(static, dtype=np.float32)
+    if pp_fine.ndim != 3 or pp_fine.shape[1:] != grid.shape:
+        raise ValueError(f"pp_fine must be (T, {grid.nlat}, {grid.nlon}) on the grid, got {pp_fine.shape}")
+    if static.ndim != 3 or static.shape[1:] != grid.shape:
+        raise ValueError(f"static must be (C, {grid.nlat}, {grid.nlon}), got {static.shape}")
+    if not np.isfinite(pp_fine).all():
+        raise ValueError("pp_fine has NaN or infinite values; fill or drop those times first")
+
+    state = None
+    if has_state(out):
+        if not resume:
+            raise FileExistsError(f"{out} already holds a training state; pass resume=True or use another out_dir")
+        state = _read_state(out)
+        saved_cfg = DownscalerConfig.from_dict(state[0]["model_config"])
+        if model_config is not None and model_config != saved_cfg:
+            raise ValueError(f"model_config differs from the one saved in {out}: {saved_cfg}")
+        model_config = saved_cfg
+        saved_train = DiffusionTrainConfig.from_dict(state[0]["train_config"])
+        changed = sorted(
+            f.name for f in fields(config)
+            if getattr(config, f.name) != getattr(saved_train, f.name) and f.name not in _RESUMABLE_CHANGES
+        )
+        if changed:
+            warnings.warn(f"resuming {out} with changed settings {changed}; the run will not match an "
+                          "uninterrupted one", stacklevel=2)
+    model_config = model_config or DownscalerConfig()
+
+    factor = model_config.factor
+    m = model_config.unet.size_multiple
+    c = config.crop
+    if c % factor or c % m:
+        raise ValueError(f"crop {c} must be a multiple of the block factor {factor} and of {m} (U-Net)")
+    if c > grid.nlat or c > grid.nlon:
+        raise ValueError(f"crop {c} is larger than the grid {grid.nlat}x{grid.nlon}")
+    if grid.nlat % factor or grid.nlon % factor:
+        raise ValueError(f"grid {grid.nlat}x{grid.nlon} is not divisible into {factor}x{factor} blocks")
+    if static.shape[0] != len(model_config.static_names):
+        raise ValueError(f"static has {static.shape[0]} channels, the model expects "
+                         f"{len(model_config.static_names)} ({list(model_config.static_names)})")
+
+    # The caller's global torch RNG is left alone: training runs inside fork_rng, with the
+    # global generator (dropout) seeded from config.seed or restored from the state.
+    with torch.random.fork_rng(devices=[]):
+        return _train_loop(pp_fine, static, grid, config, out, log_file, model_config, state, device, progress)
+
+
+def _train_loop(pp_fine, static, grid, config, out, log_file, model_config, state, device, progress) -> Downscaler:
+    factor, c, lat = model_config.factor, config.crop, grid.lat
+    # Model, EMA, optimiser, RNGs: fresh from the seed, then overwritten by a saved state.
+    torch.manual_seed(config.seed)
+    model = Downscaler(model_config)
+    model.to(device).train()
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
+    np_rng = np.random.default_rng(config.seed)
+    torch_gen = torch.Generator(device="cpu").manual_seed(config.seed)
+    step, seconds0 = 0, 0.0
+    if state is not None:
+        meta, tensors = state
+        model.load_state_dict(_sub(tensors, "model/"), strict=True)
+        ema.load_state_dict(_sub(tensors, "ema/"), strict=True)
+        opt.load_state_dict(_optim_state_dict(meta, tensors))
+        np_rng.bit_generator.state = meta["numpy_rng"]
+        torch_gen.set_state(tensors["rng/torch_noise"])
+        torch.set_rng_state(tensors["rng/torch_global"])
+        step, seconds0 = int(meta["step"]), float(meta["seconds"])
+    else:
+        sub = np.sort(np.random.default_rng([config.seed, 1]).integers(0, pp_fine.shape[0], min(64, pp_fine.shape[0])))
+        if model_config.residual:
+            target_std = residual_std(pp_fine[sub], lat, factor, model_config.upsample)
+        else:
+            target_std = float(np.std(pp_fine[sub], dtype=np.float64))
+        (out / CONFIG_JSON).write_text(json.dumps({
+            "model_config": model_config.to_dict(),
+            "train_config": config.to_dict(),
+            "data": {
+                "times": int(pp_fine.shape[0]),
+                "grid": asdict(grid),
+                "static_names": list(model_config.static_names),
+                "target": "fine - up(coarse)" if model_config.residual else "fine",
+                "target_std_sample": target_std,
+                "sigma_data": model_config.sigma_data,
+            },
+        }, indent=1, default=_json_default))
+        log_file.write_text("")
+
+    def save(at_seconds: float):
+        _save_state(out, step=step, seconds=at_seconds, model=model, ema=ema, opt=opt, np_rng=np_rng,
+                    torch_gen=torch_gen, model_config=model_config, train_config=config)
+
+    t0 = time.perf_counter()
+    window: list[float] = []
+    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="diffusion",
+               unit="step", dynamic_ncols=True)
+    try:
+        while step < config.steps:
+            fine, coarse, stat = draw_crops(np_rng, pp_fine, static, lat, c, config.batch_size, factor)
+            # EDM training loop: linear learning-rate warm-up.
+            lr = config.lr * min((step + 1) / max(config.lr_warmup_steps, 1), 1.0)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            loss = model.loss(torch.from_numpy(fine).to(device), torch.from_numpy(coarse).to(device),
+                              torch.from_numpy(stat).to(device), generator=torch_gen,
+                              P_mean=config.P_mean, P_std=config.P_std)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for p in model.parameters():
+                if p.grad is not None:
+                    # EDM training loop: scrub NaN / inf gradients.
+                    torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            step += 1
+            # EDM training loop: EMA with half-life ramp-up, beta = 0.5 ** (1 / halflife).
+            halflife = config.ema_halflife_steps
+            if config.ema_rampup_ratio is not None:
+                halflife = min(halflife, step * config.ema_rampup_ratio)
+            beta = 0.5 ** (1.0 / max(halflife, 1e-8))
+            with torch.no_grad():
+                for p_ema, p in zip(ema.parameters(), model.parameters()):
+                    p_ema.copy_(p.detach().lerp(p_ema, beta))
+            window.append(float(loss.detach()))
+            bar.update(1)
+            if step % config.log_every == 0 or step == config.steps:
+                rec = {"step": step, "loss": float(np.mean(window)), "lr": lr,
+                       "seconds": round(seconds0 + time.perf_counter() - t0, 3)}
+                with open(log_file, "a") as f:
+                    f.write(json.dumps(rec) + "\n")
+                bar.set_postfix(loss=f"{rec['loss']:.4f}")
+                window.clear()
+            if step % config.ckpt_every == 0 or step == config.steps:
+                save(seconds0 + time.perf_counter() - t0)
+    finally:
+        bar.close()
+    if not has_state(out):
+        save(0.0)  # steps == 0: still leave a loadable state
+    return copy.deepcopy(ema).cpu().eval()
+
+
+def read_log(path: str | os.PathLike) -> list[dict]:
+    """The records of a JSON-lines training log."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
