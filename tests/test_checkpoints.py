@@ -107,7 +107,7 @@ def test_config_json_contents(tmp_path):
     assert (doc["kind"], doc["architecture"]) == ("pp", "pp-mlp")
     assert doc["config"] == model.config.to_dict()
     assert doc["weights"]["sha256"] == hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
-    assert doc["weights"]["tensors"]["encoder_net.0.weight"] == [[8, 2], "F32"]
+    assert doc["weights"]["tensors"]["encoder_net.0.weight"] == [[8, 3], "F32"]
     assert set(doc["weights"]["tensors"]) == set(model.state_dict())
     assert doc["weights"]["n_parameters"] == sum(p.numel() for p in model.parameters())
     assert doc["ppviz_version"] and doc["created"].endswith("+00:00")
@@ -203,7 +203,7 @@ def test_refuses_modified_weights(tmp_path):
 def test_refuses_wrong_shapes_listing_them(tmp_path):
     path = _save(tmp_path / "pp-s", _pp(hidden=32))
     _edit_config(path, lambda d: d["config"].update(hidden=64))  # the weights and their hash are untouched
-    msg = _refused(path, "'pp-s'", "shape mismatches", "encoder_net.0.weight: checkpoint [32, 2] vs model [64, 2]")
+    msg = _refused(path, "'pp-s'", "shape mismatches", "encoder_net.0.weight: checkpoint [32, 3] vs model [64, 3]")
     assert "missing keys" not in msg and "modified" not in msg
 
 

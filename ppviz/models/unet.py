@@ -141,8 +141,12 @@ def pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, tuple[slice,
 
 
 def _groups(channels: int) -> int:
-    # EDM GroupNorm: num_groups = min(32, channels // 4).
-    return max(1, min(32, channels // 4))
+    # EDM GroupNorm: num_groups = min(32, channels // 4), lowered to a divisor of channels (e.g.
+    # 144 skip-concatenated channels -> 24 groups) since GroupNorm needs one.
+    g = max(1, min(32, channels // 4))
+    while channels % g:
+        g -= 1
+    return g
 
 
 def _zero_(module: nn.Module) -> nn.Module:

@@ -37,26 +37,31 @@ decoder maps PP back to tp >= 0 (exactly 0 in the dry part of PP space).
 
 ## Architecture
 
-- encoder: inputs `a = log1p(tp / {m['tp_scale']})`, `b = vimd / {m['vimd_scale']:.4f}`;
+- encoder: inputs `a = log1p(tp / {m['tp_scale']})`, `b = vimd / {m['vimd_scale']:.4f}`{', `1{tp > ' + str(m.get('dry_threshold')) + '}`' if m.get('wet_input') else ''};
   {m['depth']} hidden layers of {m['hidden']} units (SiLU), one output.
 - decoder: input PP; {m['depth']} hidden layers of {m['hidden']} units (SiLU);
   `tp = {m['tp_scale']} * expm1(relu(u))`.
 
 ## Loss
 
-    L = {m['w_rec']} * mean (log1p(D(E(x))/s) - log1p(tp/s))^2                 reconstruction
+    L = {m['w_rec']} * mean (log1p(D(E(x))/s) - log1p(tp/s))^2                   reconstruction
       + {m['w_q']} * mean_k (pp_(k) - Phi^-1((k - 1/2)/N))^2                   quantile loss -> N(0, 1)
       + {m['w_order']} * mean (pp - Phi^-1((rank(key) - 1/2)/N))^2                 ordering
 
 with `s = {m['tp_scale']}` mm/h, `pp_(k)` the sorted batch, `Phi^-1` the standard normal quantile,
-and `key` ranking dry cells by -VIMD and every wet cell above them by tp: PP follows -VIMD where it
-is dry, rises with tp where it rains, and is continuous across the rain edge.
+and `key` ranking dry cells (tp <= {m.get('dry_threshold', 0)} mm/h) by -VIMD and every wet cell above them by tp
+(ties by -VIMD): PP follows -VIMD where it is dry, rises with tp where it rains, and is continuous
+across the rain edge. The first {train.get('warmup_fraction', 0):.0%} of the steps train the ordering term alone
+(it fixes PP's orientation from any initialisation).
 
 ## Training
 
 - data: {'; '.join(data_desc)}
-- held-out split: the last {train['holdout_fraction']:.0%} of days (datasets of 10+ days) or of the
-  hours of each day (shorter ones, such as the two-day ERA5 sample); never seen in training.
+- held-out split: every {round(1 / train['holdout_fraction'])}th day (datasets of 10+ days, so held-out days
+  sample the same weather regimes) or the last {train['holdout_fraction']:.0%} of the hours of each day
+  (shorter ones, such as the two-day ERA5 sample); never seen in training.
+- several datasets: each batch takes the given share of cells from each, and the quantile and
+  ordering terms are computed within each dataset's share (weighted by the shares).
 - {train['steps']} Adam steps of {train['batch']} cells, one-cycle learning rate up to {train['lr']},
   seed {train['seed']}; batch shares per dataset: {train.get('shares')}.
 - took {seconds:.0f} s on this machine's CPU (2 cores).

@@ -1,8 +1,10 @@
 """Training the PP encoder-decoder on cells drawn from one or more canonical datasets.
 
 Held-out split (by time, so held-out weather is unseen): a dataset spanning at least 10 days
-holds out its last ``holdout_fraction`` of days; a shorter one (the two-day ERA5 sample) holds out
-the last ``holdout_fraction`` of the hours of each day.
+holds out whole days spread evenly through it (every k-th day, ``k = round(1 / holdout_fraction)``,
+starting with day k - 1), so the held-out days sample the same mix of weather regimes and
+seasons as the training days; a shorter one (the two-day ERA5 sample) holds out the last
+``holdout_fraction`` of the hours of each day.
 """
 
 from __future__ import annotations
@@ -31,9 +33,19 @@ class PPTrainConfig:
     seed: int = 0
     #: leading share of the steps that train the encoder on the ordering term alone
     warmup_fraction: float = 0.1
+    #: the ordering weight falls linearly from ``model.w_order`` after the warm-up to this
+    #: fraction of it at the end: it sets PP's orientation and dry-cell order early, then lets the
+    #: quantile term make PP normal (the ordering key jumps at tp = 0, which a smooth encoder
+    #: cannot follow exactly, so a strong ordering term to the end costs normality)
+    order_final_fraction: float = 1.0
     holdout_fraction: float = 0.2
     #: share of each batch drawn from each dataset, in the order given; None = in proportion to size
     shares: tuple[float, ...] | None = None
+    #: weight of each dataset's quantile and ordering terms (None = its share). ``(1, 0, 0)``
+    #: makes PP standard normal on the first dataset only, while the others still teach the
+    #: decoder through the reconstruction term: one encoder cannot make two climates both N(0, 1),
+    #: and trying shifts both
+    distribution_weights: tuple[float, ...] | None = None
     model: PPConfig = field(default_factory=PPConfig)
 
     def to_dict(self) -> dict:
@@ -49,8 +61,8 @@ def split_times(times, holdout_fraction: float) -> tuple[np.ndarray, np.ndarray]
     unique_days = days.unique()
     held = np.zeros(t.size, dtype=bool)
     if unique_days.size >= 10:
-        n_hold = max(1, int(round(holdout_fraction * unique_days.size)))
-        held = days.isin(unique_days[-n_hold:])
+        k = max(2, int(round(1.0 / holdout_fraction)))
+        held = days.isin(unique_days[k - 1 :: k])
     else:
         for d in unique_days:
             idx = np.flatnonzero(days == d)
@@ -96,6 +108,11 @@ def train_pp(pools: list[CellPool], config: PPTrainConfig = PPTrainConfig(), *, 
     shares = shares / shares.sum()
     counts = np.floor(shares * config.batch).astype(int)
     counts[np.argmax(shares)] += config.batch - counts.sum()
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    dw = shares if config.distribution_weights is None else np.asarray(config.distribution_weights, dtype=float)
+    if dw.size != len(pools) or np.any(dw < 0) or dw.sum() <= 0:
+        raise ValueError(f"distribution weights {config.distribution_weights} must be {len(pools)} non-negative numbers")
+    groups = [(int(bounds[i]), int(bounds[i + 1]), float(dw[i])) for i in range(len(pools)) if counts[i] > 0 and dw[i] > 0]
     vimd_all = np.concatenate([p.vimd[:: max(1, len(p) // 1_000_000)] for p in pools])
     model_cfg = PPConfig(**{**asdict(config.model), "vimd_scale": float(np.std(vimd_all))})
     model = PPAutoencoder(model_cfg)
@@ -121,7 +138,10 @@ def train_pp(pools: list[CellPool], config: PPTrainConfig = PPTrainConfig(), *, 
                 vis.append(pool.vimd[idx])
             tp = torch.from_numpy(np.concatenate(tps))
             vimd = torch.from_numpy(np.concatenate(vis))
-            loss, parts = pp_loss(model, tp, vimd, warmup=step <= warmup_steps)
+            progress_frac = max(0.0, (step - warmup_steps) / max(1, config.steps - warmup_steps))
+            w_order = config.model.w_order * (1.0 - (1.0 - config.order_final_fraction) * progress_frac)
+            loss, parts = pp_loss(model, tp, vimd, warmup=step <= warmup_steps, groups=groups,
+                                  order_weight=w_order)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
