@@ -145,8 +145,9 @@ def _cmd_train_pp(args) -> int:
             raise UserError(f"{name} {value} is out of range; allowed {lo}..{hi}")
     data = args.data or ["default"]
     shares = _parse_shares(args.shares, len(data))
+    dist_w = _parse_shares(args.distribution_weights, len(data)) if args.distribution_weights else None
     cfg = PPTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
-                        holdout_fraction=args.holdout, shares=shares,
+                        holdout_fraction=args.holdout, shares=shares, distribution_weights=dist_w,
                         model=PPConfig(hidden=args.hidden, depth=args.depth))
     train_pools, held = [], {}
     desc = []
@@ -181,6 +182,199 @@ def _cmd_train_pp(args) -> int:
     return 0
 
 
+def _command_line(args) -> str:
+    import shlex
+
+    if getattr(args, "command_line", None):
+        return args.command_line
+    return "ppviz " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _check_range(name: str, value, lo, hi) -> None:
+    if not lo <= value <= hi:
+        raise UserError(f"{name} {value} is out of range; allowed {lo}..{hi}")
+
+
+def _cmd_train_diffusion(args) -> int:
+    import time
+
+    import torch
+
+    from ppviz.checkpoints import default_checkpoint, load_checkpoint, save_checkpoint
+    from ppviz.data.grid import Grid
+    from ppviz.data.regions import Region
+    from ppviz.data.source import load_dataset
+    from ppviz.diffusion.downscaler import DownscalerConfig, residual_std, static_channels
+    from ppviz.diffusion.training import DiffusionTrainConfig, train_diffusion
+    from ppviz.models.unet import UNetConfig, count_parameters
+    from ppviz.pipeline import Models
+    from ppviz.training.diffusion import diffusion_model_card, encode_fine_pp, format_heldout, heldout_scores
+    from ppviz.training.pp import split_times
+
+    for name, value, lo, hi in (("--steps", args.steps, 0, 10**7), ("--batch", args.batch, 1, 4096),
+                                ("--crop", args.crop, 16, 1024), ("--base-channels", args.base_channels, 4, 512),
+                                ("--eval-dates", args.eval_dates, 0, 1000), ("--eval-members", args.eval_members, 2, 64)):
+        _check_range(name, value, lo, hi)
+    try:
+        mult = tuple(int(x) for x in args.channel_mult.split(","))
+    except ValueError:
+        raise UserError(f"--channel-mult {args.channel_mult!r} must be integers separated by commas, e.g. 1,2,2") from None
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise UserError(f"{out} exists; choose another --out or pass --overwrite")
+    state_dir = Path(args.state_dir) if args.state_dir else out.parent / f".{out.name}.train"
+    pp_name = args.pp_checkpoint or default_checkpoint("pp")
+    pp = load_checkpoint(pp_name, kind="pp")
+    ds = load_dataset(None if args.data in (None, "default", "synthetic") else args.data)
+    grid = Grid.from_coords(ds.lat.values, ds.lon.values)
+    train_idx, held_idx = split_times(ds.time.values, args.holdout)
+    print(f"data: {ds.attrs.get('source', args.data or 'default')[:100]}; {train_idx.size} training and "
+          f"{held_idx.size} held-out hours; PP checkpoint {pp.name}")
+    pp_fine = encode_fine_pp(pp.model, ds, train_idx)
+    static = static_channels(grid)
+    sigma_data = args.sigma_data or round(residual_std(pp_fine[:: max(1, pp_fine.shape[0] // 64)], grid.lat), 4)
+    unet = UNetConfig(base_channels=args.base_channels, channel_mult=mult, blocks_per_level=args.blocks)
+    model_cfg = DownscalerConfig(unet=unet, sigma_data=sigma_data)
+    train_cfg = DiffusionTrainConfig(crop=args.crop, batch_size=args.batch, steps=args.steps, lr=args.lr,
+                                     lr_warmup_steps=min(500, max(1, args.steps // 10)),
+                                     ema_halflife_steps=max(10.0, args.steps / 10), seed=args.seed,
+                                     ckpt_every=max(1, min(500, args.steps)))
+    t0 = time.perf_counter()
+    ema = train_diffusion(pp_fine, static, grid, train_cfg, state_dir, model_config=model_cfg, resume=args.resume)
+    seconds = time.perf_counter() - t0
+    from ppviz.diffusion.training import read_log
+
+    log = read_log(state_dir / "train_log.jsonl")
+    if log:
+        seconds = max(seconds, float(log[-1]["seconds"]))
+    del pp_fine
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    models = Models(pp=pp.model, diffusion=ema.to(device).eval(), pp_name=pp.name, pp_sha256=pp.sha256,
+                    diffusion_name=out.name, diffusion_sha256="(being written)", device=device)
+    held_days = np.asarray(ds.time.values[held_idx])
+    n = min(args.eval_dates, held_days.size)
+    scores = None
+    if n:
+        # spread the held-out dates evenly over the held-out period, at varying hours
+        pick = held_days[np.linspace(0, held_days.size - 1, n).round().astype(int)]
+        scores = heldout_scores(models, ds, pick, Region.parse(args.eval_region), members=args.eval_members,
+                                steps=18, seed=args.seed)
+        print(format_heldout(scores))
+    command = _command_line(args)
+    desc = (f"{ds.attrs.get('source', 'dataset')[:160]} ({args.data or 'default'}), "
+            f"{train_idx.size} training hours (held out: the last {args.holdout:.0%} of days)")
+    card = diffusion_model_card(out.name, model_cfg.to_dict(), train_cfg.to_dict(),
+                                scores or {}, command=command, seconds=seconds, data_desc=desc,
+                                pp_checkpoint=pp.name, pp_sha256=pp.sha256,
+                                n_params=count_parameters(ema)) if scores else None
+    extra = {
+        "summary": f"EDM PP downscaler, U-Net {args.base_channels}x{list(mult)}, {count_parameters(ema) / 1e6:.2f} M params",
+        "pp_checkpoint": pp.name,
+        "pp_checkpoint_sha256": pp.sha256,
+        "coarse_from": "fine",
+        "coarse_pp": "area-weighted 4x4 block mean of the fine PP (encode at 0.25 deg, then coarsen)",
+        "grid": {"res": grid.res, "factor": model_cfg.factor},
+        "normalisation": {"sigma_data": sigma_data, "target": "fine PP - bilinear(coarse PP)"},
+        "training": {**train_cfg.to_dict(), "seconds": round(seconds, 1), "command": command, "data": desc},
+        "heldout_scores": {k: v for k, v in (scores or {}).items() if k != "spectra"},
+        "heldout_spectra": (scores or {}).get("spectra"),
+        "default": bool(args.default),
+    }
+    path = save_checkpoint(ema.cpu(), out, kind="diffusion", architecture="edm-unet", config=model_cfg.to_dict(),
+                           extra=extra, model_card=card, overwrite=args.overwrite)
+    import shutil
+
+    shutil.copy(state_dir / "train_log.jsonl", Path(path) / "training_log.jsonl")
+    print(f"checkpoint: {path} (training state kept in {state_dir} for --resume)")
+    return 0
+
+
+def _job_from_args(args):
+    from ppviz.data.regions import Region
+    from ppviz.pipeline import Job, check_request
+
+    check_request(args.members, args.steps)
+    Region.parse(args.region)
+    return Job(data=args.data, region=args.region, checkpoint=args.checkpoint, pp_checkpoint=args.pp_checkpoint,
+               members=args.members, steps=args.steps, seed=args.seed, churn=args.churn,
+               coarse_from=args.coarse_from, device=args.device)
+
+
+def _output_path(text: str) -> Path:
+    out = Path(text)
+    if out.suffix not in (".nc", ".zarr"):
+        raise UserError(f"--out {text!r} must end in .nc (netCDF) or .zarr")
+    return out
+
+
+def _cmd_downscale(args) -> int:
+    from ppviz.data.canonical import write_dataset
+    from ppviz.data.source import load_dataset
+    from ppviz.pipeline import Models, downscale, local_client, select_times
+
+    out = _output_path(args.out)
+    job = _job_from_args(args)
+    ds = load_dataset(job.data)
+    times = select_times(ds, args.start, args.end)
+    # fail on bad checkpoints here, with one message, before any worker starts
+    Models.load(job.checkpoint, job.pp_checkpoint, "cpu")
+    client = None
+    use_cluster = args.scheduler is not None or (len(times) > 1 and args.workers != 0)
+    if use_cluster:
+        from distributed import Client
+
+        client = Client(args.scheduler) if args.scheduler else local_client(args.workers or None)
+        print(f"dask: {client.dashboard_link if args.scheduler else 'LocalCluster'} with "
+              f"{len(client.scheduler_info()['workers'])} workers")
+    try:
+        result = downscale(job, times, client=client, command=_command_line(args))
+    finally:
+        if client is not None:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    write_dataset(result, out)
+    print(f"wrote {out}: {result.sizes['member']} members x {result.sizes['time']} times x "
+          f"{result.sizes['lat']} x {result.sizes['lon']} ({result.attrs['region']}, "
+          f"{result.attrs['steps']} Heun steps, seed {result.attrs['seed']})")
+    return 0
+
+
+def _cmd_encode(args) -> int:
+    import xarray as xr
+
+    from ppviz.checkpoints import default_checkpoint, load_checkpoint
+    from ppviz.data.canonical import write_dataset
+    from ppviz.data.source import load_dataset
+    from ppviz.models.pp import decode_numpy, encode_numpy
+    from ppviz.pipeline import PP_ATTRS, TP_ATTRS, select_times
+
+    out = _output_path(args.out)
+    pp = load_checkpoint(args.pp_checkpoint or default_checkpoint("pp"), kind="pp")
+    ds = load_dataset(args.data)
+    if args.start is not None:
+        times = select_times(ds, args.start, args.end or args.start)
+        ds = ds.sel(time=times)
+    elif args.end is not None:
+        raise UserError("--end needs --start")
+    tp = np.asarray(ds["tp"].values, dtype=np.float32)
+    vimd = np.asarray(ds["vimd"].values, dtype=np.float32)
+    code = encode_numpy(pp.model, tp, vimd)
+    dec = decode_numpy(pp.model, code)
+    res = ds[["tp", "vimd"]].load().copy()
+    dims = ("time", "lat", "lon")
+    res["pp"] = xr.Variable(dims, code, PP_ATTRS)
+    res["tp_decoded"] = xr.Variable(dims, dec, {**TP_ATTRS, "long_name": "tp decoded from PP (encode-decode round trip)"})
+    res.attrs = {**ds.attrs, "pp_checkpoint": pp.name, "pp_checkpoint_sha256": pp.sha256,
+                 "history": _command_line(args), "Conventions": "CF-1.8"}
+    write_dataset(res, out)
+    err = np.abs(dec - tp)
+    print(f"wrote {out}: {tp.shape[0]} times; PP mean {np.nanmean(code):.3f} std {np.nanstd(code):.3f}; "
+          f"|decoded - tp| mean {np.nanmean(err):.4f} mm/h, max {np.nanmax(err):.3f} mm/h")
+    return 0
+
+
 def format_scores(scores: dict[str, dict]) -> str:
     """Held-out scores as a small aligned table (one column per held-out set)."""
     sets = list(scores)
@@ -193,9 +387,15 @@ def format_scores(scores: dict[str, dict]) -> str:
 
 
 def _cmd_serve(args) -> int:
-    from ppviz.serve import serve
+    from ppviz.serve import ServeSettings, serve
 
-    return serve(port=args.port, address=args.address, show=args.show)
+    settings = ServeSettings.from_env(
+        port=args.port, address=args.address, allowed_origins=args.allow_websocket_origin,
+        num_procs=args.num_procs, prefix=args.prefix, use_xheaders=args.use_xheaders or None,
+        show=args.show, basic_auth=args.basic_auth, cookie_secret=args.cookie_secret,
+        oauth_provider=args.oauth_provider,
+    )
+    return serve(settings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--data", action="append", default=None,
                     help="dataset (repeatable; 'default' = the embedded synthetic one)")
     tp.add_argument("--shares", default=None, help="share of each batch per --data, e.g. 0.9,0.05,0.05")
+    tp.add_argument("--distribution-weights", default=None,
+                    help="weight of each --data in the N(0, 1) terms (default: the shares), e.g. 1,0,0")
     tp.add_argument("--out", required=True, help="checkpoint directory to write")
     tp.add_argument("--steps", type=int, default=3000)
     tp.add_argument("--batch", type=int, default=16384)
@@ -258,12 +460,81 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
     tp.set_defaults(func=_cmd_train_pp)
 
+    td = tsub.add_parser("diffusion", help="train the EDM diffusion downscaler on PP and write a checkpoint")
+    td.add_argument("--data", default=None, help="fine dataset (default: the embedded synthetic one)")
+    td.add_argument("--pp-checkpoint", default=None, help="PP checkpoint name or directory (default: the shipped one)")
+    td.add_argument("--out", required=True, help="checkpoint directory to write")
+    td.add_argument("--state-dir", default=None, help="resumable training state (default: .OUT.train beside --out)")
+    td.add_argument("--resume", action="store_true", help="continue from the state in --state-dir")
+    td.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --out")
+    td.add_argument("--steps", type=int, default=2000)
+    td.add_argument("--batch", type=int, default=8)
+    td.add_argument("--crop", type=int, default=64, help="crop side in 0.25 deg cells")
+    td.add_argument("--lr", type=float, default=5e-4)
+    td.add_argument("--base-channels", type=int, default=32)
+    td.add_argument("--channel-mult", default="1,2,2")
+    td.add_argument("--blocks", type=int, default=1, help="residual blocks per level")
+    td.add_argument("--sigma-data", type=float, default=None, help="default: the residual's std on the data")
+    td.add_argument("--seed", type=int, default=0)
+    td.add_argument("--holdout", type=float, default=0.2, help="held-out fraction of days")
+    td.add_argument("--eval-dates", type=int, default=6, help="held-out dates scored into the model card")
+    td.add_argument("--eval-members", type=int, default=4)
+    td.add_argument("--eval-region", default="europe")
+    td.add_argument("--default", action="store_true", help="mark as the default diffusion checkpoint")
+    td.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
+    td.set_defaults(func=_cmd_train_diffusion)
+
+    ds_ = sub.add_parser("downscale", help="downscale coarse PP to an ensemble of 0.25 deg tp fields")
+    ds_.add_argument("--data", default=None, help="dataset (default: the embedded synthetic one)")
+    ds_.add_argument("--start", required=True, help="first time, e.g. 2021-02-20T12")
+    ds_.add_argument("--end", default=None, help="last time (inclusive; default: just --start)")
+    ds_.add_argument("--region", default="europe", help="region name (ppviz regions) or lat0,lat1,lon0,lon1")
+    ds_.add_argument("--members", type=int, default=4)
+    ds_.add_argument("--steps", type=int, default=18, help="Heun steps")
+    ds_.add_argument("--churn", type=float, default=0.0, help="Heun stochastic churn (EDM S_churn)")
+    ds_.add_argument("--seed", type=int, default=0)
+    ds_.add_argument("--coarse-from", choices=["fine", "coarse"], default="fine",
+                     help="coarse PP from block-averaged fine PP (as in training) or from encoded coarse tp/vimd")
+    ds_.add_argument("--checkpoint", default=None, help="diffusion checkpoint name or directory")
+    ds_.add_argument("--pp-checkpoint", default=None, help="PP checkpoint name or directory")
+    ds_.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    ds_.add_argument("--scheduler", default=None, help="dask scheduler address (default: a LocalCluster for several times)")
+    ds_.add_argument("--workers", type=int, default=None, help="LocalCluster workers (0: run in this process)")
+    ds_.add_argument("--out", required=True, help="output .nc or .zarr")
+    ds_.set_defaults(func=_cmd_downscale)
+
+    en = sub.add_parser("encode", help="write PP and the decoded tp beside the input")
+    en.add_argument("--data", default=None, help="dataset (default: the embedded synthetic one)")
+    en.add_argument("--start", default=None)
+    en.add_argument("--end", default=None)
+    en.add_argument("--pp-checkpoint", default=None)
+    en.add_argument("--out", required=True, help="output .nc or .zarr")
+    en.set_defaults(func=_cmd_encode)
+
     r = sub.add_parser("regions", help="list the named regions")
     r.set_defaults(func=_cmd_regions)
 
-    sv = sub.add_parser("serve", help="run the dashboard")
-    sv.add_argument("--port", type=int, default=5006)
-    sv.add_argument("--address", default="127.0.0.1")
+    sv = sub.add_parser("serve", help="run the dashboard (secure defaults; see docs/deploy.md)",
+                        description="Run the dashboard with panel serve. Each flag falls back to the "
+                                    "environment variable named in its help, then to the default.")
+    sv.add_argument("--port", type=int, default=None, help="1..65535 ($PPVIZ_PORT, default 5006)")
+    sv.add_argument("--address", default=None,
+                    help="address to bind ($PPVIZ_ADDRESS, default 127.0.0.1; 0.0.0.0 = all interfaces)")
+    sv.add_argument("--allow-websocket-origin", action="append", default=None, metavar="HOST[:PORT]",
+                    help="host allowed to open the websocket, repeatable ($PPVIZ_ALLOWED_ORIGINS, "
+                         "comma-separated; default localhost:PORT and 127.0.0.1:PORT)")
+    sv.add_argument("--num-procs", type=int, default=None, help="worker processes ($PPVIZ_NUM_PROCS, default 1)")
+    sv.add_argument("--prefix", default=None, help="URL prefix behind a proxy, e.g. /ppviz ($PPVIZ_PREFIX)")
+    sv.add_argument("--use-xheaders", action="store_true",
+                    help="trust X-Forwarded-* headers from a reverse proxy ($PPVIZ_USE_XHEADERS)")
+    sv.add_argument("--basic-auth", default=None, metavar="PASSWORD|FILE.json",
+                    help="require a login: one password, or a JSON file {\"user\": \"password\"} "
+                         "($PPVIZ_BASIC_AUTH; prefer the variable or a file, a flag shows in ps)")
+    sv.add_argument("--cookie-secret", default=None,
+                    help="secret that signs login cookies ($PPVIZ_COOKIE_SECRET; default: random per start)")
+    sv.add_argument("--oauth-provider", default=None,
+                    help="Panel OAuth provider, e.g. github ($PPVIZ_OAUTH_PROVIDER; key and secret from "
+                         "$PPVIZ_OAUTH_KEY / $PPVIZ_OAUTH_SECRET)")
     sv.add_argument("--show", action="store_true", help="open a browser")
     sv.set_defaults(func=_cmd_serve)
     return p
