@@ -177,7 +177,7 @@ attention {u['attention']}; {n_params / 1e6:.2f} M parameters. EDM preconditioni
 
 ## Held-out scores
 
-{r['dates']} held-out dates (the last days of the synthetic data, never seen in training), region
+{r['dates']} held-out dates (spread over the held-out days of the synthetic data, never seen in training), region
 `{r['region']}`, {r['members']} members, {r['steps']} Heun steps. Spectral ratio = radially averaged
 tp power spectrum / truth's, over the wavelength bins in {band} (target: all within a factor 1.5).
 
