@@ -206,7 +206,7 @@ def _cmd_train_diffusion(args) -> int:
     from ppviz.data.source import load_dataset
     from ppviz.diffusion.downscaler import DownscalerConfig, residual_std, static_channels
     from ppviz.diffusion.training import DiffusionTrainConfig, train_diffusion
-    from ppviz.models.unet import UNetConfig, count_parameters
+    from ppviz.models.unet import UNetConfig
     from ppviz.pipeline import Models
     from ppviz.training.diffusion import diffusion_model_card, encode_fine_pp, format_heldout, heldout_scores
     from ppviz.training.pp import split_times
@@ -230,7 +230,16 @@ def _cmd_train_diffusion(args) -> int:
     train_idx, held_idx = split_times(ds.time.values, args.holdout)
     print(f"data: {ds.attrs.get('source', args.data or 'default')[:100]}; {train_idx.size} training and "
           f"{held_idx.size} held-out hours; PP checkpoint {pp.name}")
-    pp_fine = encode_fine_pp(pp.model, ds, train_idx)
+    transform = None
+    if args.target == "tp":  # the no-PP control (ppviz.tp_target): same model on a transform of tp
+        from ppviz.tp_target import encode_fine_z, fit_transform
+
+        transform = fit_transform(ds, train_idx)
+        print(f"target: transformed tp, z = (log1p(tp / {transform.offset:g}) - {transform.mu:.4f}) / "
+              f"{transform.sd:.4f} (no PP; the PP checkpoint serves only the references)")
+        pp_fine = encode_fine_z(transform, ds, train_idx)
+    else:
+        pp_fine = encode_fine_pp(pp.model, ds, train_idx)
     static = static_channels(grid)
     sigma_data = args.sigma_data or round(residual_std(pp_fine[:: max(1, pp_fine.shape[0] // 64)], grid.lat), 4)
     unet = UNetConfig(base_channels=args.base_channels, channel_mult=mult, blocks_per_level=args.blocks)
@@ -250,7 +259,8 @@ def _cmd_train_diffusion(args) -> int:
     del pp_fine
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     models = Models(pp=pp.model, diffusion=ema.to(device).eval(), pp_name=pp.name, pp_sha256=pp.sha256,
-                    diffusion_name=out.name, diffusion_sha256="(being written)", device=device)
+                    diffusion_name=out.name, diffusion_sha256="(being written)", device=device,
+                    transform=transform)
     held_days = np.asarray(ds.time.values[held_idx])
     n = min(args.eval_dates, held_days.size)
     scores = None
@@ -262,13 +272,18 @@ def _cmd_train_diffusion(args) -> int:
         print(format_heldout(scores))
     command = _command_line(args)
     desc = (f"{ds.attrs.get('source', 'dataset')[:160]} ({args.data or 'default'}), "
-            f"{train_idx.size} training hours (held out: the last {args.holdout:.0%} of days)")
+            f"{train_idx.size} training hours; held out: {held_idx.size} hours, every "
+            f"{round(1 / args.holdout)}th day (ppviz.training.pp.split_times)")
     card = diffusion_model_card(out.name, model_cfg.to_dict(), train_cfg.to_dict(),
                                 scores or {}, command=command, seconds=seconds, data_desc=desc,
                                 pp_checkpoint=pp.name, pp_sha256=pp.sha256,
-                                n_params=count_parameters(ema)) if scores else None
+                                n_params=sum(p.numel() for p in ema.parameters())) if scores else None
+    if card is not None and transform is not None:
+        from ppviz.tp_target import tp_target_model_card
+
+        card = tp_target_model_card(card, out.name, transform)
     extra = {
-        "summary": f"EDM PP downscaler, U-Net {args.base_channels}x{list(mult)}, {count_parameters(ema) / 1e6:.2f} M params",
+        "summary": f"EDM PP downscaler, U-Net {args.base_channels}x{list(mult)}, {sum(p.numel() for p in ema.parameters()) / 1e6:.2f} M params",
         "pp_checkpoint": pp.name,
         "pp_checkpoint_sha256": pp.sha256,
         "coarse_from": "fine",
@@ -279,7 +294,17 @@ def _cmd_train_diffusion(args) -> int:
         "heldout_scores": {k: v for k, v in (scores or {}).items() if k != "spectra"},
         "heldout_spectra": (scores or {}).get("spectra"),
         "default": bool(args.default),
+        "target": args.target,
     }
+    if transform is not None:
+        extra.update({
+            "summary": f"EDM tp-target downscaler (no PP; control experiment), U-Net {args.base_channels}x"
+                       f"{list(mult)}, {sum(p.numel() for p in ema.parameters()) / 1e6:.2f} M params",
+            "tp_transform": transform.to_dict(),
+            "coarse_tp_z": "area-weighted 4x4 block mean of the transformed fine tp",
+            "normalisation": {"sigma_data": sigma_data, "target": "fine z - bilinear(coarse z)"},
+        })
+        extra.pop("coarse_pp", None)
     path = save_checkpoint(ema.cpu(), out, kind="diffusion", architecture="edm-unet", config=model_cfg.to_dict(),
                            extra=extra, model_card=card, overwrite=args.overwrite)
     import shutil
@@ -338,6 +363,42 @@ def _cmd_downscale(args) -> int:
     print(f"wrote {out}: {result.sizes['member']} members x {result.sizes['time']} times x "
           f"{result.sizes['lat']} x {result.sizes['lon']} ({result.attrs['region']}, "
           f"{result.attrs['steps']} Heun steps, seed {result.attrs['seed']})")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from ppviz.evaluation import evaluate_ensemble, open_ensemble, parse_baselines, write_outputs
+    from ppviz.report import format_table
+
+    _check_range("--max-map-dates", args.max_map_dates, 0, 24)
+    _check_range("--time-chunk", args.time_chunk, 1, 10**6)
+    if args.workers is not None and args.scheduler is not None:
+        raise UserError("give --workers or --scheduler, not both")
+    if args.workers is not None:
+        _check_range("--workers", args.workers, 0, 256)
+    ds = open_ensemble(args.ensemble, time_chunk=args.time_chunk)
+    names = parse_baselines(args.baselines, ds)
+    client = None
+    if args.scheduler or args.workers:
+        from distributed import Client
+
+        from ppviz.evaluation import local_cluster_client
+
+        client = Client(args.scheduler) if args.scheduler else local_cluster_client(args.workers)
+        print(f"dask: {args.scheduler or 'LocalCluster'} with {len(client.scheduler_info()['workers'])} workers")
+    try:
+        ev = evaluate_ensemble(ds, baselines=names, client=client, time_chunk=args.time_chunk)
+    finally:
+        if client is not None:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None and not args.scheduler:
+                cluster.close()
+    paths = write_outputs(ev, ds, args.out, max_map_dates=args.max_map_dates)
+    print(f"{args.ensemble}: {ev.info['n_times']} times x {ev.info['n_members']} members, "
+          f"region {ev.info.get('region', '?')}, model {ev.info.get('diffusion_checkpoint', '?')}")
+    print(format_table(ev.metrics.scalars, ev.gibbs))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 
@@ -463,6 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
     td = tsub.add_parser("diffusion", help="train the EDM diffusion downscaler on PP and write a checkpoint")
     td.add_argument("--data", default=None, help="fine dataset (default: the embedded synthetic one)")
     td.add_argument("--pp-checkpoint", default=None, help="PP checkpoint name or directory (default: the shipped one)")
+    td.add_argument("--target", choices=["pp", "tp"], default="pp",
+                    help="what the model generates: PP (default) or the transform log1p(tp/0.1), "
+                         "standardised (the no-PP control; see ppviz.tp_target)")
     td.add_argument("--out", required=True, help="checkpoint directory to write")
     td.add_argument("--state-dir", default=None, help="resumable training state (default: .OUT.train beside --out)")
     td.add_argument("--resume", action="store_true", help="continue from the state in --state-dir")
@@ -502,6 +566,17 @@ def build_parser() -> argparse.ArgumentParser:
     ds_.add_argument("--workers", type=int, default=None, help="LocalCluster workers (0: run in this process)")
     ds_.add_argument("--out", required=True, help="output .nc or .zarr")
     ds_.set_defaults(func=_cmd_downscale)
+
+    ev = sub.add_parser("evaluate", help="score a `ppviz downscale` output: metrics.json, metrics.nc, PNG figures")
+    ev.add_argument("--ensemble", required=True, help="a ppviz downscale output (.nc or .zarr) with tp_truth")
+    ev.add_argument("--out", required=True, help="output directory")
+    ev.add_argument("--baselines", default=None,
+                    help="comma-separated baselines to score (default: bicubic,nearest,pp_bicubic; 'none': none)")
+    ev.add_argument("--workers", type=int, default=None, help="dask LocalCluster workers (default: in this process)")
+    ev.add_argument("--scheduler", default=None, help="dask scheduler address")
+    ev.add_argument("--time-chunk", type=int, default=8, help="time steps per chunk (task)")
+    ev.add_argument("--max-map-dates", type=int, default=4, help="dates in the map figure (0: no maps)")
+    ev.set_defaults(func=_cmd_evaluate)
 
     en = sub.add_parser("encode", help="write PP and the decoded tp beside the input")
     en.add_argument("--data", default=None, help="dataset (default: the embedded synthetic one)")

@@ -16,12 +16,19 @@ One time step (:func:`downscale_time`) goes:
 4. **References.** The truth (fine tp and its PP) when the data are fine, and the baselines of
    :mod:`ppviz.baselines` (bicubic, nearest and PP-bicubic).
 
+A diffusion checkpoint trained with ``--target tp`` (``extra.target == "tp"``, the no-PP control
+of :mod:`ppviz.tp_target`) skips PP in steps 1-3: its conditioning is the block mean of the
+transformed fine tp, and its members are decoded with the inverse transform. The PP model is then
+used only for the references (PP of the truth, PP-bicubic), and the generated latent is written as
+``tp_z`` instead of ``pp``.
+
 :func:`downscale` runs many times, serially or on dask.distributed (each worker loads the models
 once), and returns a CF-style :class:`xarray.Dataset` with dims ``(member, time, lat, lon)``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -82,6 +89,8 @@ class Models:
     diffusion_sha256: str
     diffusion_extra: dict = field(default_factory=dict)
     device: torch.device = torch.device("cpu")
+    #: the tp transform of a tp-target diffusion model (:mod:`ppviz.tp_target`); None: PP target
+    transform: object | None = None
 
     @classmethod
     def load(cls, checkpoint: str | None = None, pp_checkpoint: str | None = None,
@@ -103,9 +112,16 @@ class Models:
                 pp_checkpoint = None
             pp_checkpoint = pp_checkpoint or default_checkpoint("pp")
         pp = load_checkpoint(pp_checkpoint, device="cpu", kind="pp")  # pointwise: CPU is fast enough
+        from ppviz.tp_target import transform_from_extra
+
         return cls(pp=pp.model, diffusion=dif.model, pp_name=pp.name, pp_sha256=pp.sha256,
                    diffusion_name=dif.name, diffusion_sha256=dif.sha256, diffusion_extra=dif.extra,
-                   device=dev)
+                   device=dev, transform=transform_from_extra(dif.extra))
+
+    @property
+    def target(self) -> str:
+        """What the diffusion model generates: ``"pp"`` or ``"tp"`` (a transform of tp, no PP)."""
+        return "pp" if self.transform is None else "tp"
 
     def encode(self, tp, vimd) -> np.ndarray:
         from ppviz.models.pp import encode_numpy
@@ -125,6 +141,8 @@ class Models:
             "diffusion_checkpoint_sha256": self.diffusion_sha256,
             "pp_checkpoint": self.pp_name,
             "pp_checkpoint_sha256": self.pp_sha256,
+            "diffusion_target": self.target,
+            **({"tp_transform": json.dumps(self.transform.to_dict())} if self.transform is not None else {}),
             "device": str(self.device),
         }
 
@@ -164,6 +182,13 @@ class CoarseInput:
     truth_tp: np.ndarray | None = None  # (H, W) mm/h
     truth_pp: np.ndarray | None = None  # (H, W)
     truth_vimd: np.ndarray | None = None  # (H, W) mm/h
+    #: the diffusion conditioning when it is not ``coarse_pp`` (tp target: coarse transformed tp)
+    coarse_cond: np.ndarray | None = None  # (h, w)
+
+    @property
+    def conditioning(self) -> np.ndarray:
+        """What the diffusion model is conditioned on: ``coarse_cond`` if set, else ``coarse_pp``."""
+        return self.coarse_pp if self.coarse_cond is None else self.coarse_cond
 
 
 def coarse_input(models: Models, ds: xr.Dataset, time, region: Region, coarse_from: str = "fine") -> CoarseInput:
@@ -183,7 +208,8 @@ def coarse_input(models: Models, ds: xr.Dataset, time, region: Region, coarse_fr
         tp = np.asarray(sub["tp"].values, dtype=np.float32)
         vimd = np.asarray(sub["vimd"].values, dtype=np.float32)
         _check_finite(tp, vimd, ts)
-        return CoarseInput(ts, region, tp, models.encode(tp, vimd))
+        cond = None if models.transform is None else models.transform.forward(tp)
+        return CoarseInput(ts, region, tp, models.encode(tp, vimd), coarse_cond=cond)
     sub = region.subset(step)
     tp = np.asarray(sub["tp"].values, dtype=np.float32)
     vimd = np.asarray(sub["vimd"].values, dtype=np.float32)
@@ -195,7 +221,11 @@ def coarse_input(models: Models, ds: xr.Dataset, time, region: Region, coarse_fr
         cpp = coarsen_blocks(pp, lat, region.factor)
     else:
         cpp = models.encode(ctp, coarsen_blocks(vimd, lat, region.factor))
-    return CoarseInput(ts, region, ctp, cpp, tp, pp, vimd)
+    cond = None
+    if models.transform is not None:  # tp target: block mean of the transformed fine tp, as in training
+        cond = (coarsen_blocks(models.transform.forward(tp), lat, region.factor) if coarse_from == "fine"
+                else models.transform.forward(ctp))
+    return CoarseInput(ts, region, ctp, cpp, tp, pp, vimd, coarse_cond=cond)
 
 
 def _check_finite(tp, vimd, ts) -> None:
@@ -231,9 +261,13 @@ class Ensemble:
             "lon_coarse": ("lon_coarse", cg.lon, {"units": "degrees_east", "long_name": "longitude of 1 deg cells"}),
         }
         f4 = ("member", "time", "lat", "lon")
+        latent = ("pp", {**PP_ATTRS, "long_name": "downscaled pseudo-precipitation"})
+        if self.settings.get("target") == "tp":
+            latent = ("tp_z", {"units": "1", "long_name": "downscaled transformed tp (the tp-target model's latent, not PP)",
+                               "comment": self.settings.get("tp_transform", "")})
         v = {
             "tp": (f4, self.tp_members[:, None], {**TP_ATTRS, "long_name": "downscaled total precipitation rate"}),
-            "pp": (f4, self.pp_members[:, None], {**PP_ATTRS, "long_name": "downscaled pseudo-precipitation"}),
+            latent[0]: (f4, self.pp_members[:, None], latent[1]),
             "tp_coarse": (("time", "lat_coarse", "lon_coarse"), inp.coarse_tp[None],
                           {**TP_ATTRS, "long_name": "coarse (1 deg) total precipitation rate, the input"}),
             "pp_coarse": (("time", "lat_coarse", "lon_coarse"), inp.coarse_pp[None],
@@ -241,6 +275,9 @@ class Ensemble:
             "member_seed": (("member", "time"), np.asarray(self.seeds, dtype=np.int64)[:, None],
                             {"long_name": "sampler seed of each member", "comment": "ppviz.pipeline.member_seed"}),
         }
+        if inp.coarse_cond is not None:
+            v["tp_z_coarse"] = (("time", "lat_coarse", "lon_coarse"), inp.coarse_cond[None],
+                                {"units": "1", "long_name": "coarse transformed tp, the tp-target model's conditioning"})
         if inp.truth_tp is not None:
             v["tp_truth"] = (("time", "lat", "lon"), inp.truth_tp[None], {**TP_ATTRS, "long_name": "ERA5-grid truth, total precipitation rate"})
             v["pp_truth"] = (("time", "lat", "lon"), inp.truth_pp[None], {**PP_ATTRS, "long_name": "pseudo-precipitation of the truth"})
@@ -278,16 +315,19 @@ def downscale_time(
     inp = coarse_input(models, ds, time, region, coarse_from)
     seeds = [member_seed(seed, inp.time, k) for k in range(members)]
     static = _static(region.fine_grid)
-    pp = models.diffusion.sample(inp.coarse_pp, static, seeds, sampler="heun", num_steps=steps,
+    pp = models.diffusion.sample(inp.conditioning, static, seeds, sampler="heun", num_steps=steps,
                                  churn=churn, callback=callback, max_batch=max_batch)
-    pp = pp.float().cpu().numpy()
-    tp = models.decode(pp)
+    pp = pp.float().cpu().numpy()  # PP members, or transformed-tp members of a tp-target model
+    tp = models.decode(pp) if models.transform is None else models.transform.inverse(pp)
     refs = {
         "bicubic": baselines.bicubic_tp(inp.coarse_tp, region.factor),
         "nearest": baselines.nearest_tp(inp.coarse_tp, region.factor),
         "pp_bicubic": baselines.pp_bicubic_tp(inp.coarse_pp, models.decode, region.factor),
     }
-    settings = {"members": members, "steps": steps, "seed": seed, "churn": churn, "coarse_from": coarse_from}
+    settings = {"members": members, "steps": steps, "seed": seed, "churn": churn, "coarse_from": coarse_from,
+                "target": models.target}
+    if models.transform is not None:
+        settings["tp_transform"] = json.dumps(models.transform.to_dict())
     return Ensemble(inp, pp, tp, seeds, refs, settings)
 
 
@@ -413,7 +453,10 @@ def provenance_attrs(job: Job, models_provenance: dict, command: str | None, cli
         "Conventions": "CF-1.8",
         "title": f"ppviz PP-diffusion downscaling over {region.title}",
         "institution": "ppviz",
-        "source": f"ppviz {ppviz.__version__}: coarse PP -> EDM diffusion ensemble -> PP decoder",
+        "source": (f"ppviz {ppviz.__version__}: coarse PP -> EDM diffusion ensemble -> PP decoder"
+                   if models_provenance.get("diffusion_target", "pp") == "pp" else
+                   f"ppviz {ppviz.__version__}: coarse transformed tp -> EDM diffusion ensemble -> inverse "
+                   "transform (tp-target control, no PP)"),
         "history": f"{now}: {command or 'ppviz.pipeline.downscale'}",
         "references": "Continuous latent representations for modeling precipitation with deep learning, arXiv:2412.14620",
         "data": str(job.data or "default (embedded synthetic Europe)"),
