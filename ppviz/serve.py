@@ -331,6 +331,9 @@ def panel_serve_env(settings: ServeSettings, base: Mapping[str, str] | None = No
         if name in ("basic_auth", "cookie_secret") or name.startswith("oauth_"):
             for v in variables:
                 env.pop(v, None)
+    # Bokeh's and Panel's JS/CSS from this server, not from cdn.bokeh.org / cdn.holoviz.org: the
+    # app must work on machines without internet (a value set by the user wins).
+    env.setdefault("BOKEH_RESOURCES", "server")
     s = settings
     if s.basic_auth and not s.basic_auth_file:
         env["PANEL_BASIC_AUTH"] = s.basic_auth

@@ -500,3 +500,11 @@ def test_default_bind_is_loopback_only(auth_server):
         socket.create_connection((ip, listener.getsockname()[1]), timeout=5).close()
     with pytest.raises(OSError):
         socket.create_connection((ip, port), timeout=5).close()
+
+
+def test_resources_come_from_the_server_not_a_cdn(monkeypatch):
+    from ppviz.serve import ServeSettings, panel_serve_env
+
+    monkeypatch.delenv("BOKEH_RESOURCES", raising=False)
+    assert panel_serve_env(ServeSettings(), {})["BOKEH_RESOURCES"] == "server"
+    assert panel_serve_env(ServeSettings(), {"BOKEH_RESOURCES": "cdn"})["BOKEH_RESOURCES"] == "cdn"
