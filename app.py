@@ -1,26 +1,94 @@
 """ppviz dashboard entry: ``panel serve app.py`` or ``ppviz serve``.
 
-For now it has one page that maps the loaded data; the dashboard issue adds the rest.
+One fresh app per session: a :class:`pages.common.SharedState` (hour and region, in the URL)
+shared by the pages, each page a ``pn.viewable.Viewer`` from ``pages/`` that calls the library
+only. Tabs render lazily (only the page you look at is drawn); the open page is in the URL too
+(``?page=N``), so a link reproduces a view.
 """
 
-import panel as pn
+import warnings
 
+import panel as pn
+from bokeh.core.validation import silence
+from bokeh.core.validation.warnings import FIXED_SIZING_MODE
+
+from pages.checkpoints import CheckpointsPage
+from pages.common import LazyPage, SharedState, alert, error_text, sync_url
 from pages.data_map import DataMapPage
+from pages.downscale import DownscalePage
+from pages.evaluation import EvaluationPage
+from pages.gibbs import GibbsPage
+from pages.latent import LatentPage
+from ppviz.explore import models as M
 from ppviz.maps import configure_cartopy
 
 configure_cartopy()
+# maps are sized by frame_width/height, which Bokeh's validator does not count as a fixed size
+silence(FIXED_SIZING_MODE, True)
+# maps without data yet (no ensemble run) are all-NaN images: HoloViews' range finder says so
+warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
 pn.extension(sizing_mode="stretch_width", notifications=True)
+
+PAGES = (
+    ("Downscale", DownscalePage),
+    ("Pseudo-precipitation", LatentPage),
+    ("Gibbs", GibbsPage),
+    ("Evaluation", EvaluationPage),
+    ("Checkpoints", CheckpointsPage),
+    ("Data", DataMapPage),
+)
+
+
+def _page(cls, state):
+    """The page, or an alert saying why it could not be built (the other pages still work)."""
+    try:
+        return cls(state) if cls is not DataMapPage else cls()
+    except Exception as exc:  # noqa: BLE001
+        return alert(f"This page could not be built: {error_text(exc)}")
+
+
+def _template(header, main):
+    # BootstrapTemplate: the Fast/Material/Vanilla templates fetch Google Fonts, which offline
+    # servers cannot reach.
+    return pn.template.BootstrapTemplate(title="ppviz: pseudo-precipitation over Europe", header=header,
+                                         main=main, header_background="#1f4e79")
 
 
 def create_app():
     """A fresh app per session."""
-    # BootstrapTemplate: the Fast/Material/Vanilla templates fetch Google Fonts, which offline
-    # servers cannot reach.
-    return pn.template.BootstrapTemplate(
-        title="ppviz: pseudo-precipitation over Europe",
-        main=[DataMapPage()],
-        header_background="#1f4e79",
+    try:
+        ds = M.dataset()
+    except Exception as exc:  # noqa: BLE001 - a page that says why, not a blank one
+        return _template([], [alert(f"The dataset could not be opened: {error_text(exc)} "
+                                    "(check PPVIZ_DATA / PPVIZ_DATA_DIR and reload)")])
+    state = SharedState(ds)
+
+    def bad_url(values):
+        state.url_error = f"Ignored URL settings that are not valid: {values}"
+
+    sync_url(state, {"time": "time", "region": "region", "box": "box"}, on_error=bad_url)
+    pages = [_page(cls, state) for _, cls in PAGES]
+    tabs = pn.Tabs(*[(name, page) for (name, _), page in zip(PAGES, pages)], dynamic=True,
+                   sizing_mode="stretch_width")
+    sync_url(tabs, {"active": "page"})
+
+    def shown(*_):
+        # pages that compute lazily do so only while they are the open tab
+        for i, page in enumerate(pages):
+            if isinstance(page, LazyPage):
+                page.set_visible(i == tabs.active)
+
+    tabs.param.watch(shown, "active")
+    shown()
+    header = pn.pane.Markdown(
+        f"**Device: {M.device_label()}** · data: {ds.attrs.get('source', '?')} · "
+        f"{str(ds.time.values[0])[:13]} to {str(ds.time.values[-1])[:13]}",
+        styles={"color": "white"}, sizing_mode="stretch_width",
     )
+    main = [tabs]
+    if state.url_error:
+        main.insert(0, alert(state.url_error, "warning"))
+    return _template([header], main)
 
 
 create_app().servable()

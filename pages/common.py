@@ -1,10 +1,19 @@
-"""Plot building blocks shared by pages: map images with coastlines, colour scales."""
+"""Shared by the pages: the session state (hour, region) and its controls, alerts, map images
+with coastlines and colour scales, and the fast Store-styled images the DynamicMaps return."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as _dt
+import logging
+
 import holoviews as hv
 import numpy as np
+import pandas as pd
+import panel as pn
+import param
 
+from ppviz.explore import models as _models
 from ppviz.maps import map_features
 
 TP_MIN = 0.1  # mm/h; drier cells are drawn clear
@@ -38,3 +47,294 @@ def field_image(da, *, kind: str, title: str, clim=None):
         img = hv.Image(values[::-1], bounds=bounds, kdims=["lon", "lat"], vdims=[hv.Dimension(da.name or "value", unit=da.attrs.get("units", ""))])
         img = img.opts(cmap="RdBu_r", clim=(-lim, lim))
     return img.opts(title=title, colorbar=True, tools=["hover"], data_aspect=1, responsive=True, min_height=380)
+
+
+# -- shared state and controls of every page ---------------------------------------------------
+
+
+log = logging.getLogger("ppviz.dashboard")
+PP_CLIM = (-3.0, 3.0)  # PP is ~N(0, 1): a fixed diverging scale keeps maps comparable across hours
+SPREAD_CLIM = (0.05, 10.0)  # mm/h, log scale
+TIME_FMT = "%Y-%m-%dT%H:%M"
+CONTROL_WIDTH = 290
+WAVELENGTH_TICKS = [2000, 1000, 500, 200, 100, 60]  # km, for log-scale spectrum axes
+
+
+class SharedState(param.Parameterized):
+    """The hour and region every page shows (one per session, in the URL)."""
+
+    time = param.String(default="", doc="YYYY-MM-DDTHH:MM (UTC), a step of the data")
+    region = param.Selector(default="sample", objects=_models.region_choices())
+    box = param.String(default="", doc="custom box lat0,lat1,lon0,lon1 (region 'custom')")
+    url_error = param.String(default="")
+
+    def __init__(self, ds, **params):
+        super().__init__(**params)
+        self.ds = ds
+        self.first, self.last = _models.time_bounds(ds)
+        if not self.time:
+            self.time = _models.default_time(ds).strftime(TIME_FMT)
+
+    @property
+    def timestamp(self) -> pd.Timestamp:
+        from ppviz.data.source import parse_time
+
+        return parse_time(self.time)
+
+    def parsed_region(self):
+        return _models.parse_region(self.region, self.box)
+
+    def shift(self, hours: int) -> None:
+        """Move ``hours`` forward (negative: back), staying inside the data."""
+        try:
+            t = self.timestamp + pd.Timedelta(hours=hours)
+        except ValueError:
+            t = _models.default_time(self.ds)
+        t = min(max(t, self.first), self.last)
+        self.time = t.strftime(TIME_FMT)
+
+
+def time_controls(state: SharedState) -> pn.Column:
+    """Date picker (limited to the data), hour, and previous/next-hour buttons for ``state.time``."""
+    first, last = state.first, state.last
+    date = pn.widgets.DatePicker(name="Date (UTC)", start=first.date(), end=last.date(), width=150)
+    hour = pn.widgets.Select(name="Hour", options=[f"{h:02d}:00" for h in range(24)], width=90)
+    prev = pn.widgets.Button(name="◀ hour", width=70, description="one hour earlier")
+    nxt = pn.widgets.Button(name="hour ▶", width=70, description="one hour later")
+    note = pn.pane.Markdown(f"Data: {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC",
+                            styles={"font-size": "0.8em", "color": "#555"}, margin=(0, 10))
+    busy = {"on": False}
+
+    def from_state(*_):
+        try:
+            t = state.timestamp
+        except ValueError:
+            return
+        busy["on"] = True
+        try:
+            date.value = t.date()
+            hour.value = f"{t.hour:02d}:00"
+        finally:
+            busy["on"] = False
+
+    def to_state(*_):
+        if busy["on"] or date.value is None:
+            return
+        h = int(str(hour.value)[:2])
+        d = date.value if isinstance(date.value, _dt.date) else pd.Timestamp(date.value).date()
+        state.time = pd.Timestamp(d).replace(hour=h).strftime(TIME_FMT)
+
+    from_state()
+    state.param.watch(from_state, "time")
+    date.param.watch(to_state, "value")
+    hour.param.watch(to_state, "value")
+    prev.on_click(lambda _: state.shift(-1))
+    nxt.on_click(lambda _: state.shift(1))
+    return pn.Column(pn.Row(date, hour), pn.Row(prev, nxt), note, width=CONTROL_WIDTH)
+
+
+def region_controls(state: SharedState) -> pn.Column:
+    """Named-region select and the custom box input (typing a box selects 'custom')."""
+    sel = pn.widgets.Select.from_param(state.param.region, name="Region", width=CONTROL_WIDTH - 20)
+    box = pn.widgets.TextInput.from_param(state.param.box, name="Custom box: lat0,lat1,lon0,lon1",
+                                          placeholder="e.g. 44,48,5,12", width=CONTROL_WIDTH - 20)
+
+    def typed(event):
+        if event.new.strip() and state.region != _models.CUSTOM:
+            state.region = _models.CUSTOM
+
+    box.param.watch(typed, "value")
+    return pn.Column(sel, box, width=CONTROL_WIDTH)
+
+
+def alert(message: str, kind: str = "danger", **kw) -> pn.pane.Alert:
+    return pn.pane.Alert(message, alert_type=kind, sizing_mode="stretch_width", **kw)
+
+
+def error_text(exc: BaseException) -> str:
+    """What a page shows for a failure: the message of a ValueError (bad input), else the type too."""
+    if isinstance(exc, ValueError):
+        return str(exc)
+    log.exception("dashboard error")
+    return f"Unexpected error ({type(exc).__name__}): {exc}. The app keeps running; see the server log."
+
+
+def grid_bounds(lat, lon):
+    """(left, bottom, right, top) cell-edge bounds of regular cell-centre coordinates."""
+    lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
+    rl = float(lat[1] - lat[0]) if lat.size > 1 else 1.0
+    rn = float(lon[1] - lon[0]) if lon.size > 1 else 1.0
+    return (lon[0] - rn / 2, lat[0] - rl / 2, lon[-1] + rn / 2, lat[-1] + rl / 2)
+
+
+def image(values, bounds, *, kind: str, title: str = "", clim=None, label: str | None = None):
+    """A map as ``hv.Image`` (row 0 = south): ``kind`` 'tp' (log, dry clear), 'pp' (diverging,
+    fixed at +-3), 'diverging' (centred at 0, symmetric ``clim`` or 99th percentile), 'spread'
+    (log, magma) or 'ratio' (log2 of a ratio, centred at 0)."""
+    v = np.asarray(values, dtype=np.float32)
+    if kind in ("tp", "spread"):
+        lo = TP_MIN if kind == "tp" else SPREAD_CLIM[0]
+        v = np.where(v >= lo, v, np.nan)
+    dim = hv.Dimension(label or {"tp": "tp", "spread": "spread", "pp": "PP"}.get(kind, "value"),
+                       unit="mm/h" if kind in ("tp", "spread") else None)
+    img = hv.Image(v[::-1], bounds=bounds, kdims=["lon", "lat"], vdims=[dim])
+    if kind == "tp":
+        img = img.opts(cmap="viridis", logz=True, clim=clim or (TP_MIN, 20.0))
+    elif kind == "spread":
+        img = img.opts(cmap="magma", logz=True, clim=clim or SPREAD_CLIM)
+    elif kind == "pp":
+        img = img.opts(cmap="RdBu_r", clim=clim or PP_CLIM)
+    else:
+        if clim is None:
+            finite = np.abs(v[np.isfinite(v)])
+            lim = float(np.percentile(finite, 99)) if finite.size else 1.0
+            clim = (-(lim or 1.0), lim or 1.0)
+        img = img.opts(cmap="RdBu_r", clim=clim)
+    return img.opts(title=title, colorbar=True, colorbar_opts={"width": 10}, tools=["hover"],
+                    clipping_colors={"NaN": (0, 0, 0, 0)}, fontsize={"title": 10})
+
+
+def coast_paths(bounds_latlon):
+    """Exactly two paths (coastline, borders), empty when unavailable, so overlays keep one shape."""
+    from ppviz.maps import map_features
+
+    feats = map_features(tuple(float(b) for b in bounds_latlon))
+    out = []
+    for k, color, width in (("coastline", "black", 1.0), ("borders", "#555555", 0.6)):
+        if k in feats.lines and len(feats.lines[k][0]):
+            data = [np.column_stack(feats.lines[k])]
+        else:
+            data = []
+        out.append(hv.Path(data, kdims=["lon", "lat"]).opts(color=color, line_width=width))
+    return out, feats.message
+
+
+def frame_size(region, width: int = 300, max_height: int = 420) -> dict:
+    """frame_width/height of a map of ``region`` with one degree of lon and lat equally long."""
+    lat0, lat1, lon0, lon1 = region.bounds
+    h = int(round(width * (lat1 - lat0) / max(lon1 - lon0, 1e-6)))
+    if h > max_height:
+        return {"frame_height": max_height, "frame_width": int(round(max_height * (lon1 - lon0) / (lat1 - lat0)))}
+    return {"frame_width": width, "frame_height": max(h, 120)}
+
+
+def sync_url(obj: param.Parameterized, mapping: dict, on_error=None) -> None:
+    """Keep ``obj``'s parameters in the URL query (only inside a served session)."""
+    loc = pn.state.location
+    if loc is None:
+        return
+    try:
+        loc.sync(obj, mapping, on_error=on_error)
+    except Exception as exc:  # noqa: BLE001 - a bad URL must not stop the page
+        log.warning("URL sync failed: %s", exc)
+
+
+class LazyPage(pn.viewable.Viewer):
+    """A page that recomputes only while it is the open tab (the app calls :meth:`set_visible`)."""
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._visible = False
+        self._dirty = True
+
+    def _changed(self, *events):
+        if self._visible:
+            self._dirty = False
+            self._update()
+        else:
+            self._dirty = True
+
+    def set_visible(self, visible: bool) -> None:
+        self._visible = bool(visible)
+        if self._visible and self._dirty:
+            self._dirty = False
+            self._update()
+
+    def _update(self) -> None:  # pragma: no cover - each page implements it
+        raise NotImplementedError
+
+
+# -- fast map images for DynamicMaps -----------------------------------------------------------
+#
+# A DynamicMap frame that carries `.opts(...)` or an Overlay of coastlines costs HoloViews a clone
+# and an options lookup per update. The maps that update on every hour change therefore return
+# bare `hv.Image`s whose options live in the Store under a group name (registered once per kind,
+# size and region), and the coastlines are added to the Bokeh figure once by a plot hook.
+
+_GROUPS: dict[tuple, str] = {}
+_KIND_STYLE = {
+    "tp": dict(cmap="viridis", logz=True, clim=(TP_MIN, 20.0)),
+    "spread": dict(cmap="magma", logz=True, clim=SPREAD_CLIM),
+    "pp": dict(cmap="RdBu_r", clim=PP_CLIM),
+}
+
+
+def coast_hook(bounds_latlon):
+    """A Bokeh plot hook that draws coastlines and borders of ``bounds_latlon`` once per figure."""
+    from ppviz.maps import map_features
+
+    feats = map_features(tuple(float(b) for b in bounds_latlon))
+
+    def hook(plot, element):
+        fig = plot.state
+        if "ppviz-coast" in fig.tags:
+            return
+        for k, color, width in (("coastline", "black", 1.0), ("borders", "#555555", 0.6)):
+            if k in feats.lines and len(feats.lines[k][0]):
+                xs, ys = feats.lines[k]
+                fig.line(x=xs, y=ys, line_color=color, line_width=width)
+        fig.tags = [*fig.tags, "ppviz-coast"]
+
+    return hook
+
+
+def map_group(kind: str, size: dict, bounds_latlon=None, colorbar: bool = True) -> str:
+    """The Store group holding the options of a map of ``kind`` ('tp', 'spread', 'pp') with
+    ``size`` (frame_width/height) and, when ``bounds_latlon`` is given, coastlines for it."""
+    key = (kind, tuple(sorted(size.items())), tuple(bounds_latlon) if bounds_latlon is not None else None, colorbar)
+    if key not in _GROUPS:
+        name = f"PpvizMap{len(_GROUPS)}"
+        opts = dict(_KIND_STYLE[kind], colorbar=colorbar, colorbar_opts={"width": 10}, tools=["hover"],
+                    clipping_colors={"NaN": (0, 0, 0, 0)}, fontsize={"title": 10}, title="{label}", **size)
+        if bounds_latlon is not None:
+            opts["hooks"] = [coast_hook(bounds_latlon)]
+        hv.opts.defaults(hv.opts.Image(name, **opts))
+        _GROUPS[key] = name
+    return _GROUPS[key]
+
+
+def map_image(values, bounds, kind: str, label: str, group: str):
+    """A bare ``hv.Image`` for a DynamicMap frame (options come from ``group``, see :func:`map_group`)."""
+    v = np.asarray(values, dtype=np.float32)
+    if kind in ("tp", "spread"):
+        lo = TP_MIN if kind == "tp" else SPREAD_CLIM[0]
+        v = np.where(v >= lo, v, np.nan)
+    vdim = {"tp": hv.Dimension("tp", unit="mm/h"), "spread": hv.Dimension("spread", unit="mm/h")}.get(kind, "PP")
+    return hv.Image(v[::-1], bounds=bounds, kdims=["lon", "lat"], vdims=[vdim], group=group, label=label)
+
+
+_STYLE_GROUPS: dict[tuple, str] = {}
+
+
+def style_group(element: str, **opts) -> str:
+    """A Store group carrying ``opts`` for elements of type ``element`` ('Curve', 'Overlay', ...),
+    registered once, so DynamicMap frames can be created without per-frame ``.opts`` calls."""
+    key = (element, repr(sorted(opts.items(), key=lambda kv: kv[0])))
+    if key not in _STYLE_GROUPS:
+        name = f"Ppviz{element}{len(_STYLE_GROUPS)}"
+        hv.opts.defaults(getattr(hv.opts, element)(name, **opts))
+        _STYLE_GROUPS[key] = name
+    return _STYLE_GROUPS[key]
+
+
+@contextlib.contextmanager
+def frozen_models():
+    """Recompute the Bokeh document's model graph once at the end instead of after every plot
+    update (each costs O(document)). Only for updates of existing plots: models created inside
+    (a new pane object) would not be registered in time."""
+    doc = pn.state.curdoc
+    if doc is None:
+        yield
+        return
+    with doc.models.freeze():
+        yield

@@ -56,15 +56,55 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _tiny_diffusion(root: Path, name: str, seed: int, perturb: float = 0.0) -> None:
+    """An untrained 2-level U-Net downscaler: runs in a fraction of a second on a small region.
+
+    Its output layer starts at zero (EDM), so two untrained models sample the same fields;
+    ``perturb`` adds that much Gaussian noise to every weight to make a different one.
+    """
+    import torch
+
+    from ppviz.checkpoints import save_checkpoint
+    from ppviz.diffusion import Downscaler, DownscalerConfig
+    from ppviz.models.unet import UNetConfig
+
+    torch.manual_seed(seed)
+    m = Downscaler(DownscalerConfig(unet=UNetConfig(base_channels=8, channel_mult=(1, 2), blocks_per_level=1),
+                                    sigma_data=0.5))
+    if perturb:
+        with torch.no_grad():
+            for p in m.parameters():
+                p.add_(perturb * torch.randn_like(p))
+    save_checkpoint(m, root / name, kind="diffusion", architecture="edm-unet", config=m.config.to_dict(),
+                    extra={"summary": f"tiny untrained U-Net for the browser tests ({name})"})
+
+
 @pytest.fixture(scope="session")
-def app_url():
-    """Serve app.py on a free loopback port for the whole session; stop it afterwards."""
+def ui_dir(tmp_path_factory) -> Path:
+    """Scratch directory of the browser tests: tiny checkpoints, evaluation directories."""
+    root = tmp_path_factory.mktemp("ppviz-ui")
+    (root / "checkpoints").mkdir()
+    _tiny_diffusion(root / "checkpoints", "tiny-diffusion", 0)
+    _tiny_diffusion(root / "checkpoints", "tiny-diffusion-b", 1, perturb=0.02)
+    return root
+
+
+@pytest.fixture(scope="session")
+def app_url(ui_dir):
+    """Serve app.py on a free loopback port for the whole session; stop it afterwards.
+
+    The app sees two tiny untrained diffusion checkpoints (``tiny-diffusion`` preselected, so
+    the tests stay fast whatever is in ``pretrained/``) and may load evaluations from ``ui_dir``.
+    """
     port = _free_port()
     log = open(Path(os.environ["PPVIZ_DATA_DIR"]) / "panel-serve.log", "w")
+    env = dict(os.environ, PPVIZ_CHECKPOINTS=str(ui_dir / "checkpoints"), PPVIZ_DEFAULT_DIFFUSION="tiny-diffusion",
+               PPVIZ_EVAL_ROOTS=str(ui_dir), PPVIZ_MAX_JOBS="1", PPVIZ_DEVICE="cpu",
+               BOKEH_RESOURCES="server")  # offline: no CDN, as ppviz serve does
     proc = subprocess.Popen(
         [sys.executable, "-m", "panel", "serve", str(REPO / "app.py"), "--port", str(port),
          "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness"],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env,
     )
     url = f"http://127.0.0.1:{port}/app"
     deadline = time.time() + 180

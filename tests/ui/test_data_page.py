@@ -5,7 +5,7 @@ from playwright.sync_api import expect
 
 def test_data_page_draws_maps(page, app_url, screenshot_dir):
     page.set_default_timeout(120_000)
-    page.goto(app_url)
+    page.goto(app_url + "?page=5")  # the Data tab (Downscale is the landing page)
     # Bokeh draws into canvases inside shadow roots; Playwright locators pierce them.
     expect(page.locator("canvas").first).to_be_visible()
     page.wait_for_function("() => true")  # let the document settle

@@ -1,0 +1,201 @@
+"""Benchmark: the dashboard in a real browser (headless Debian Chromium via Playwright).
+
+Two figures, each the median over repeats:
+
+1. **Open to first map**: from ``page.goto(URL)`` to the first Bokeh map canvas with painted
+   pixels (the server already running; the very first session after start-up, which also loads
+   the models, is reported separately as "cold").
+2. **Date change to all panels updated, cached results**: ensembles are first run (through the
+   UI) for a few consecutive hours; then, from the first of them, the "hour ▶" button is clicked
+   and the clock stops when the page says ``Showing <new hour> UTC`` with the cached ensemble
+   (``computed in``) and the browser has painted twice more (two ``requestAnimationFrame``s): the
+   server sends the new image data of every map, the spectra, the QQ panel and the status text
+   in one patch, so the text appears with the plots.
+
+The server runs ``app.py`` with ``panel serve`` on a loopback port, on a short synthetic dataset
+(``PPVIZ_SYNTH_DAYS=3``) and a tiny untrained diffusion checkpoint (the timings measure the
+dashboard, not the model), region ``sample`` (40 x 40 fine cells), 4 members, 4 steps.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_browser.py [--repeats 7] [--hours 6] [--region sample] [--members 4]
+
+Targets: date change < 0.5 s, first map < 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+PAINTED_JS = """() => {
+  // true once some canvas of a Bokeh plot has non-transparent pixels
+  const seen = [];
+  const walk = (root) => {
+    for (const el of root.querySelectorAll('*')) {
+      if (el.tagName === 'CANVAS') seen.push(el);
+      if (el.shadowRoot) walk(el.shadowRoot);
+    }
+  };
+  walk(document);
+  for (const c of seen) {
+    if (c.width < 50 || c.height < 50) continue;
+    try {
+      const ctx = c.getContext('2d');
+      const d = ctx.getImageData(0, 0, c.width, c.height).data;
+      for (let i = 3; i < d.length; i += 4 * 97) if (d[i] !== 0) return true;
+    } catch (e) {}
+  }
+  return false;
+}"""
+TWO_FRAMES_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
+
+
+def make_tiny_checkpoint(root: Path) -> None:
+    """An untrained 2-level U-Net downscaler, ``tiny-diffusion``, in ``root``."""
+    from ppviz.checkpoints import save_checkpoint
+    from ppviz.diffusion import Downscaler, DownscalerConfig
+    from ppviz.models.unet import UNetConfig
+
+    m = Downscaler(DownscalerConfig(unet=UNetConfig(base_channels=8, channel_mult=(1, 2), blocks_per_level=1),
+                                    sigma_data=0.5))
+    save_checkpoint(m, root / "tiny-diffusion", kind="diffusion", architecture="edm-unet",
+                    config=m.config.to_dict(), extra={"summary": "tiny untrained U-Net (tests, benchmarks)"})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(env: dict, log_path: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panel", "serve", str(REPO / "app.py"), "--port", str(port), "--address", "127.0.0.1",
+         "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness"],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"panel serve exited with {proc.returncode}; see {log_path}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2)
+            return proc, f"http://127.0.0.1:{port}/app"
+        except Exception:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("panel serve did not come up within 180 s")
+
+
+def open_to_first_map(browser, url: str) -> float:
+    page = browser.new_page(viewport={"width": 1600, "height": 1200})
+    t0 = time.perf_counter()
+    page.goto(url)
+    page.wait_for_function(PAINTED_JS, timeout=120_000, polling=50)
+    dt = time.perf_counter() - t0
+    page.close()
+    return dt
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--hours", type=int, default=6, help="consecutive cached hours to step through")
+    ap.add_argument("--region", default="sample")
+    ap.add_argument("--members", type=int, default=4, help="members per run (one map each in the member grid, up to 8)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (server log)")
+    args = ap.parse_args(argv)
+
+    from playwright.sync_api import sync_playwright
+
+    chromium = os.environ.get("PPVIZ_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    tmp = Path(tempfile.mkdtemp(prefix="ppviz-bench-browser-"))
+    (tmp / "ckpt").mkdir()
+    make_tiny_checkpoint(tmp / "ckpt")
+    env = dict(os.environ, PPVIZ_DATA_DIR=str(tmp / "data"), PPVIZ_SYNTH_DAYS="3", PPVIZ_CHECKPOINTS=str(tmp / "ckpt"),
+               PPVIZ_DEFAULT_DIFFUSION="tiny-diffusion")
+    shared_ne = REPO.parent / "shared" / "natural-earth"
+    if shared_ne.is_dir():
+        env.setdefault("PPVIZ_NATURAL_EARTH", str(shared_ne))
+    t_start = time.perf_counter()
+    proc, url = start_server(env, tmp / "serve.log")
+    print(f"server up in {time.perf_counter() - t_start:.1f} s (writes the 3-day synthetic dataset on first use)")
+    start = "2021-01-02T06:00"
+    query = f"?region={args.region}&members={args.members}&steps=4&seed=0&time={start}"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+            cold = open_to_first_map(browser, url + query)
+            opens = [open_to_first_map(browser, url + query) for _ in range(args.repeats)]
+
+            page = browser.new_page(viewport={"width": 1600, "height": 1200})
+            page.set_default_timeout(120_000)
+            page.goto(url + query)
+            page.wait_for_function(PAINTED_JS, polling=50)
+            import pandas as pd
+
+            hours = [pd.Timestamp(start) + pd.Timedelta(hours=h) for h in range(args.hours)]
+            for h, t in enumerate(hours):  # fill the cache through the UI
+                if h:
+                    page.get_by_role("button", name="hour ▶").click()
+                page.get_by_text(f"Showing {t:%Y-%m-%d %H:%M} UTC").first.wait_for()
+                page.get_by_role("button", name="Run ensemble").click()
+                page.get_by_text("computed in").first.wait_for()
+            changes = []
+            for _ in range(max(1, args.repeats // max(1, args.hours - 1) + 1)):
+                page.goto(url + query)
+                page.wait_for_function(PAINTED_JS, polling=50)
+                page.get_by_text("computed in").first.wait_for()
+                page.wait_for_timeout(500)
+                for t in hours[1:]:
+                    t0 = time.perf_counter()
+                    page.get_by_role("button", name="hour ▶").click()
+                    page.get_by_text(f"Showing {t:%Y-%m-%d %H:%M} UTC").first.wait_for(timeout=30_000)
+                    page.get_by_text("computed in").first.wait_for(timeout=30_000)
+                    page.evaluate(TWO_FRAMES_JS)
+                    changes.append(time.perf_counter() - t0)
+                    page.wait_for_timeout(300)
+            browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"kept {tmp}")
+
+    med_open, med_change = statistics.median(opens), statistics.median(changes)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f}; chromium {chromium}; region {args.region}, "
+          f"{args.members} members x 4 steps, tiny checkpoint")
+    print(f"open URL -> first map drawn : median {med_open:.2f} s over {len(opens)} "
+          f"(min {min(opens):.2f}, max {max(opens):.2f}); cold first session {cold:.2f} s; target < 5 s: "
+          f"{'OK' if med_open < 5 else 'MISSED'}")
+    print(f"date change -> all panels updated (cached): median {med_change:.3f} s over {len(changes)} "
+          f"(min {min(changes):.3f}, max {max(changes):.3f}); target < 0.5 s: "
+          f"{'OK' if med_change < 0.5 else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,254 @@
+"""Checkpoints page: the registry with model cards, an A/B comparison, the denoising trajectory."""
+
+from __future__ import annotations
+
+import functools
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from pages.common import (
+    WAVELENGTH_TICKS, CONTROL_WIDTH, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
+    region_controls, time_controls,
+)
+from pages.jobview import JobView
+from ppviz.explore import curves as C
+from ppviz.explore import models as M
+from ppviz.explore import runs as R
+from ppviz.pipeline import MAX_MEMBERS
+
+TrajStream = hv.streams.Stream.define("TrajStream", frame=0)
+
+
+def registry_table() -> pd.DataFrame:
+    """Every registered checkpoint, broken ones included (with their error)."""
+    from ppviz.checkpoints import list_checkpoints
+
+    rows = []
+    for i in list_checkpoints():
+        status = "ok" if i.ok else f"broken: {i.error}"
+        if i.shadowed_by is not None:
+            status = f"shadowed by {i.shadowed_by}"
+        rows.append({"name": i.name, "kind": i.kind or "?", "architecture": i.architecture or "?",
+                     "default": "yes" if i.default else "", "created": (i.created or "")[:19],
+                     "sha256": i.sha256 or "", "summary": i.summary, "status": status, "path": str(i.path)})
+    return pd.DataFrame(rows)
+
+
+class CheckpointsPage(pn.viewable.Viewer):
+    """Model cards; A vs B on the same hour, region and seeds; one member's denoising, animated."""
+
+    card = param.Selector(default=None, objects=[], allow_None=True, doc="checkpoint whose model card is shown")
+    ckpt_a = param.Selector(default=None, objects=[], allow_None=True)
+    ckpt_b = param.Selector(default=None, objects=[], allow_None=True)
+    members = param.Integer(default=4, bounds=(1, MAX_MEMBERS))
+    steps = param.Integer(default=8, bounds=(2, 200))
+    seed = param.Integer(default=0, bounds=(0, 2**31 - 1))
+    trajectory_of = param.Selector(default="A", objects=["A", "B"])
+
+    def __init__(self, state: SharedState, **params):
+        super().__init__(**params)
+        self.state = state
+        from ppviz.checkpoints import list_checkpoints
+
+        names = [i.name for i in list_checkpoints() if i.shadowed_by is None]
+        self.param.card.objects = names
+        if self.card is None and names:
+            self.card = M.preferred_checkpoint("diffusion") or names[0]
+        diff = M.checkpoint_labels("diffusion")
+        self.param.ckpt_a.objects = diff
+        self.param.ckpt_b.objects = diff
+        dnames = list(diff.values())
+        if self.ckpt_a is None and dnames:
+            self.ckpt_a = M.preferred_checkpoint("diffusion")
+        if self.ckpt_b is None and dnames:
+            others = [n for n in dnames if n != self.ckpt_a]
+            self.ckpt_b = others[0] if others else dnames[0]
+        self._runs: dict[str, R.EnsembleRun] = {}
+        self._messages = pn.Column(sizing_mode="stretch_width")
+        self._table = pn.pane.DataFrame(registry_table(), index=False, sizing_mode="stretch_width", max_height=260)
+        self._card = pn.pane.Markdown("", sizing_mode="stretch_width", max_height=520, styles={"overflow-y": "auto"})
+        self._cmp_maps = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
+        self._cmp_curves = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
+        self._cmp_scores = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self._traj_stream = TrajStream()
+        self._traj = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
+        self._player = pn.widgets.Player(name="Denoising step", start=0, end=1, value=0, interval=400,
+                                         loop_policy="loop", width=420, visible=False)
+        self._player.param.watch(lambda e: self._traj_stream.event(frame=int(e.new)), "value")
+        self._jobs = JobView(on_done=self._compared, on_message=self._show)
+        self._cmp_btn = pn.widgets.Button(name="Compare A and B", button_type="primary", width=150)
+        self._cmp_btn.on_click(self._on_compare)
+        self.param.watch(self._show_card, "card")
+        self.param.watch(self._show_trajectory, "trajectory_of")
+        self._show_card()
+
+    def _show(self, *objs):
+        self._messages.objects = list(objs)
+
+    def _show_card(self, *_):
+        if not self.card:
+            self._card.object = "*No checkpoints are registered.*"
+            return
+        try:
+            self._card.object = M.read_model_card(self.card)
+        except Exception as exc:  # noqa: BLE001
+            self._card.object = f"**The model card could not be read:** {error_text(exc)}"
+
+    # -- A/B ------------------------------------------------------------------------------
+    def _requests(self):
+        region = self.state.parsed_region()
+        out = {}
+        for tag, name in (("A", self.ckpt_a), ("B", self.ckpt_b)):
+            if not name:
+                raise ValueError(f"choose a diffusion checkpoint for {tag}")
+            out[tag] = R.RunRequest(checkpoint=name, time=self.state.timestamp.strftime("%Y-%m-%dT%H:%M"),
+                                    region=region.slug_or_box, members=self.members, steps=self.steps, seed=self.seed)
+        return out
+
+    def _on_compare(self, _=None):
+        try:
+            reqs = self._requests()
+            pending = []
+            self._pending = reqs
+            for tag, req in reqs.items():
+                run, job = R.submit(req)
+                if job is not None:
+                    pending.append(job)
+        except Exception as exc:  # noqa: BLE001
+            self._show(alert(error_text(exc)))
+            return
+        self._show()
+        if pending:
+            self._jobs.watch(pending)
+        else:
+            self._compared([])
+
+    def _compared(self, _jobs):
+        runs = {tag: R.cached(req) for tag, req in self._pending.items()}
+        missing = [t for t, r in runs.items() if r is None]
+        if missing:
+            self._show(alert(f"Run {missing[0]} is no longer in the cache; press Compare again.", "warning"))
+            return
+        self._runs = runs
+        with pn.io.hold():
+            self._draw_comparison(runs)
+        # not in the same hold: a stream event there leaves the plots built with it blank
+        self._show_trajectory()
+
+    def _draw_comparison(self, runs):
+        a, b = runs["A"], runs["B"]
+        ea, eb = a.ensemble, b.ensemble
+        reg = ea.inputs.region
+        fg = reg.fine_grid
+        bounds = grid_bounds(fg.lat, fg.lon)
+        coast, _ = coast_paths(reg.bounds)
+        size = frame_size(reg, 260, 300)
+        ma, _ = C.mean_and_spread(ea)
+        mb, _ = C.mean_and_spread(eb)
+        cg = reg.coarse_grid
+        truth = ea.inputs.truth_tp if ea.inputs.truth_tp is not None else np.full(fg.shape, np.nan, np.float32)
+        panels = [(bounds, "truth TP (0.25°)", truth),
+                  (bounds, f"A member 0: {a.request.checkpoint}", ea.tp_members[0]), (bounds, "A ensemble mean", ma),
+                  (grid_bounds(cg.lat, cg.lon), "coarse input TP (1°)", ea.inputs.coarse_tp),
+                  (bounds, f"B member 0: {b.request.checkpoint}", eb.tp_members[0]), (bounds, "B ensemble mean", mb)]
+        self._cmp_maps.object = hv.Layout([
+            hv.Overlay([image(v, bnd, kind="tp", title=t).opts(**size), *coast]) for bnd, t, v in panels
+        ]).cols(3).opts(shared_axes=True)
+        sa, sb = C.spectra(ea, each_member=False), C.spectra(eb, each_member=False)
+        curves = []
+        if "truth" in sa:
+            curves.append(hv.Curve(sa["truth"], "wavelength", "psd", label="truth").opts(color="black", line_width=2.5))
+        curves += [hv.Curve(sa["bicubic"], "wavelength", "psd", label="bicubic").opts(color="#ff7f0e", line_dash="dashed"),
+                   hv.Curve(sa["members (mean)"], "wavelength", "psd", label="A members").opts(color="#1f77b4", line_width=2),
+                   hv.Curve(sb["members (mean)"], "wavelength", "psd", label="B members").opts(color="#d62728", line_width=2)]
+        spec = hv.Overlay(curves).opts(logx=True, logy=True, invert_xaxis=True, frame_width=380, frame_height=250,
+                                       xlabel="wavelength (km)", xticks=WAVELENGTH_TICKS, ylabel="PSD ((mm/h)² km²)", title="Power spectra",
+                                       legend_position="bottom_left")
+        items = [spec]
+        if ea.inputs.truth_tp is not None:
+            qa, qb = C.quantiles(ea), C.quantiles(eb)
+            t = np.maximum(qa["truth"], 0.01)
+            hi = max(float(t.max()) * 1.5, 1.0)
+            qq = hv.Overlay([
+                hv.Curve(([0.01, hi], [0.01, hi]), "truth", "model", label="1:1").opts(color="grey", line_dash="dashed"),
+                hv.Scatter((t, np.maximum(qa["members"], 0.01)), "truth", "model", label="A").opts(color="#1f77b4", size=6),
+                hv.Scatter((t, np.maximum(qb["members"], 0.01)), "truth", "model", label="B").opts(color="#d62728", size=6),
+                hv.Scatter((t, np.maximum(qa["bicubic"], 0.01)), "truth", "model", label="bicubic").opts(
+                    color="#ff7f0e", marker="triangle", size=6),
+            ]).opts(logx=True, logy=True, frame_width=300, frame_height=250, xlabel="truth quantile (mm/h)",
+                    ylabel="model quantile (mm/h)", title="QQ (wet tail)", legend_position="top_left")
+            items.append(qq)
+        self._cmp_curves.object = hv.Layout(items).cols(2).opts(shared_axes=False)
+        ca, cb = C.crps_scores(ea), C.crps_scores(eb)
+        if ca:
+            rows = [f"| A: {a.request.checkpoint} | {next(iter(ca.values())):.4f} | {a.seconds:.1f} s |",
+                    f"| B: {b.request.checkpoint} | {next(iter(cb.values())):.4f} | {b.seconds:.1f} s |"]
+            rows += [f"| {k} | {v:.4f} | |" for k, v in list(ca.items())[1:]]
+            self._cmp_scores.object = ("**CRPS of each ensemble (fair; MAE for baselines), mm/h**, same hour, region "
+                                       f"and member seeds ({a.request.members} members, {a.request.steps} steps, "
+                                       f"seed {a.request.seed})\n\n| forecast | CRPS | run time |\n|---|---|---|\n"
+                                       + "\n".join(rows))
+        else:
+            self._cmp_scores.object = "*No truth on this grid: no CRPS.*"
+
+    # -- trajectory -----------------------------------------------------------------------
+    def _show_trajectory(self, *_):
+        run = self._runs.get(self.trajectory_of)
+        if run is None or run.trajectory is None or len(run.trajectory) == 0:
+            self._traj.object = None
+            self._player.visible = False
+            return
+        traj = run.trajectory
+        reg = run.ensemble.inputs.region
+        fg = reg.fine_grid
+        bounds = grid_bounds(fg.lat, fg.lon)
+        coast, _ = coast_paths(reg.bounds)
+        size = frame_size(reg, 260, 320)
+        def frame(name, frame):
+            k = int(np.clip(frame, 0, len(traj) - 1))
+            step, sigma = int(traj.step[k]), float(traj.sigma[k])
+            head = f"step {step + 1}/{run.request.steps}"
+            if name == "x":
+                img = image(traj.x[k], bounds, kind="pp", title=f"noisy state x, {head}, σ={sigma:.3g}")
+            elif name == "denoised":
+                img = image(traj.denoised[k], bounds, kind="pp", title=f"denoised estimate D(x; σ) ({traj.latent})")
+            else:
+                img = image(traj.tp[k], bounds, kind="tp", title="denoised estimate as TP")
+            return hv.Overlay([img.opts(**size), *coast])
+
+        dmaps = [hv.DynamicMap(functools.partial(frame, n), streams=[self._traj_stream])
+                 for n in ("x", "denoised", "tp")]
+        self._traj_stream.update(frame=0)
+        self._traj.object = hv.Layout(dmaps).cols(3).opts(shared_axes=True)
+        self._player.param.update(start=0, end=max(len(traj) - 1, 1), value=0, visible=True)
+
+    def __panel__(self):
+        w = CONTROL_WIDTH - 20
+        controls = pn.Column(
+            pn.pane.Markdown("**A/B comparison** on the hour and region below, same member seeds:"),
+            time_controls(self.state), region_controls(self.state),
+            pn.widgets.Select.from_param(self.param.ckpt_a, name="A", width=w),
+            pn.widgets.Select.from_param(self.param.ckpt_b, name="B", width=w),
+            pn.Row(pn.widgets.IntInput.from_param(self.param.members, name="Members", width=80),
+                   pn.widgets.IntInput.from_param(self.param.steps, name="Steps", width=80),
+                   pn.widgets.IntInput.from_param(self.param.seed, name="Seed", width=90)),
+            self._cmp_btn, self._jobs, width=CONTROL_WIDTH + 20,
+        )
+        registry = pn.Column(
+            pn.pane.Markdown("### Registered checkpoints\n`pretrained/` first, then each directory of "
+                             "`$PPVIZ_CHECKPOINTS`; the first of a name wins."),
+            self._table,
+            pn.widgets.Select.from_param(self.param.card, name="Model card of", width=300),
+            self._card, sizing_mode="stretch_width")
+        traj = pn.Column(
+            pn.pane.Markdown("### Denoising trajectory of member 0\nPress play: the sampler's state x and its "
+                             "denoised estimate at each kept step (from the comparison run)."),
+            pn.Row(pn.widgets.RadioButtonGroup.from_param(self.param.trajectory_of, width=120), self._player),
+            self._traj, sizing_mode="stretch_width")
+        main = pn.Column(self._messages, registry, pn.pane.Markdown("### A/B comparison"), self._cmp_scores,
+                         self._cmp_maps, self._cmp_curves, traj, sizing_mode="stretch_width")
+        return pn.Row(controls, main, sizing_mode="stretch_width")

@@ -1,0 +1,428 @@
+"""Downscale page (landing): pick an hour, a region and a checkpoint, sample an ensemble, compare.
+
+The maps are HoloViews DynamicMaps fed by one stream: a new hour, a finished run or another
+member only sends new image data to the browser; the layout is rebuilt only when the region or
+the number of member slots changes. Runs go through the process-wide job queue
+(:mod:`ppviz.jobs`) and the result cache (:mod:`ppviz.explore.runs`).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import param
+
+from pages.common import (
+    CONTROL_WIDTH, TP_MIN, WAVELENGTH_TICKS, SharedState, alert, coast_hook, error_text, frame_size, frozen_models,
+    grid_bounds, map_group, map_image, region_controls, style_group, sync_url, time_controls,
+)
+from pages.jobview import JobView
+from ppviz.explore import curves as C
+from ppviz.explore import models as M
+from ppviz.explore import runs as R
+from ppviz.pipeline import MAX_MEMBERS
+
+MAX_SLOTS = 8  # members drawn in the grid (the slider reaches all of them)
+_OVERVIEW_GROUPS: dict = {}
+
+
+def _overview_group(bounds_latlon) -> str:
+    """Options of the overview map (one group per process: its coastline hook is built once)."""
+    key = tuple(bounds_latlon)
+    if key not in _OVERVIEW_GROUPS:
+        _OVERVIEW_GROUPS[key] = style_group(
+            "Image", cmap="viridis", logz=True, clim=(TP_MIN, 20.0), colorbar=False, frame_width=230,
+            frame_height=160, tools=["box_select", "hover"], clipping_colors={"NaN": (0, 0, 0, 0)}, title="{label}",
+            fontsize={"title": 10}, hooks=[coast_hook(bounds_latlon)])
+    return _OVERVIEW_GROUPS[key]
+
+
+ViewStream = hv.streams.Stream.define("ViewStream", view=None)
+OverviewStream = hv.streams.Stream.define("OverviewStream", view=None)
+
+
+@dataclass
+class View:
+    """What the maps and curves show: inputs of the hour, the run (or None), the selection."""
+
+    inputs: object
+    run: object | None
+    member: int = 0
+    shown: list = field(default_factory=list)
+
+    @functools.cached_property
+    def mean_spread(self):
+        if self.run is None:
+            return None
+        return C.mean_and_spread(self.run.ensemble, self.shown)
+
+    @property
+    def when(self) -> str:
+        return f"{self.inputs.time:%Y-%m-%d %H:%M}"
+
+
+class DownscalePage(pn.viewable.Viewer):
+    """The landing page: coarse input, PP latent, ensemble, truth, spectra, QQ, export."""
+
+    checkpoint = param.Selector(default=None, objects=[], allow_None=True, doc="diffusion checkpoint")
+    members = param.Integer(default=4, bounds=(1, MAX_MEMBERS))
+    steps = param.Integer(default=8, bounds=(2, 200), doc="Heun steps")
+    seed = param.Integer(default=0, bounds=(0, 2**31 - 1))
+    member = param.Integer(default=0, bounds=(0, MAX_MEMBERS - 1), doc="member on the big map")
+    shown = param.ListSelector(default=[], objects=list(range(MAX_MEMBERS)), doc="members in mean/spread/curves")
+    # (objects follow ``members``; entries beyond it are ignored, see _valid_shown)
+
+    def __init__(self, state: SharedState, **params):
+        super().__init__(**params)
+        self.state = state
+        labels = M.checkpoint_labels("diffusion")
+        self.param.checkpoint.objects = labels
+        if self.checkpoint is None:
+            self.checkpoint = M.preferred_checkpoint("diffusion")
+        self._stream = ViewStream()
+        self._ov_stream = OverviewStream()
+        self._view: View | None = None
+        self._layout_key = None
+        self._maps = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
+        self._curves = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
+        self._overview = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="fixed")
+        self._messages = pn.Column(sizing_mode="stretch_width")
+        self._status = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
+        self._scores = pn.pane.Markdown("", width=CONTROL_WIDTH)
+        self._jobs = JobView(on_done=lambda jobs: self._refresh(), on_message=self._show)
+        self._run_btn = pn.widgets.Button(name="Run ensemble", button_type="primary", width=130)
+        self._run_btn.on_click(self._on_run)
+        self._nc = pn.widgets.FileDownload(callback=self._netcdf, filename="ppviz-ensemble.nc", label="netCDF",
+                                           button_type="success", width=125, disabled=True)
+        self._png = pn.widgets.FileDownload(callback=self._png_bytes, filename="ppviz-view.png", label="PNG",
+                                            button_type="success", width=125, disabled=True)
+        if not labels:
+            self._messages.objects = [alert("No diffusion checkpoint is registered: train one with `ppviz train "
+                                            "diffusion` or point PPVIZ_CHECKPOINTS at a directory of checkpoints. "
+                                            "The inputs and truth are shown without an ensemble.", "warning")]
+        state.param.watch(self._refresh, ["time", "region", "box"])
+        self.param.watch(self._refresh, ["checkpoint", "members", "steps", "seed"])
+        self.param.watch(self._on_selection, ["member", "shown"])
+        sync_url(self, {"checkpoint": "ckpt", "members": "members", "steps": "steps", "seed": "seed",
+                        "member": "member"}, on_error=self._url_error)
+        if self._view is None:  # the URL changed nothing, so nothing is drawn yet
+            self._refresh()
+
+    # -- state -> request -> view ------------------------------------------------------------
+    def _url_error(self, values):
+        self._messages.objects = [alert(f"Ignored URL settings that are not valid here: {values}", "warning")]
+
+    def _request(self, region, time=None):
+        if not self.checkpoint:
+            return None
+        time = self.state.timestamp if time is None else time
+        return R.RunRequest(checkpoint=self.checkpoint, time=time.strftime("%Y-%m-%dT%H:%M"),
+                            region=region.slug_or_box, members=self.members, steps=self.steps, seed=self.seed)
+
+    def _refresh(self, *events):
+        try:
+            view, req = self._current()
+        except Exception as exc:  # noqa: BLE001 - shown in the page; the last maps stay
+            self._show(alert(error_text(exc)))
+            if self._view is not None:
+                v = self._view
+                self._status.object = (f"**Showing the last valid view ({v.when} UTC, {v.inputs.region.title}).** "
+                                       "Fix the input above.")
+                return
+            try:  # nothing shown yet (e.g. a bad link): show the default region meanwhile
+                view, req = self._current(fallback="region")
+            except Exception:  # noqa: BLE001
+                try:
+                    view, req = self._current(fallback="all")
+                except Exception:  # noqa: BLE001
+                    return
+            self._set_view(view, req)
+            self._status.object = (f"**Showing {view.when} UTC over {view.inputs.region.title} instead.** "
+                                   "Fix the input above.")
+            return
+        if self._messages.objects and any(getattr(o, "alert_type", "") == "danger" for o in self._messages.objects):
+            self._messages.objects = []
+        self._set_view(view, req)
+
+    def _current(self, fallback: str | None = None):
+        """The view and run request of the current settings; ``fallback`` 'region': the default
+        region at the chosen hour, 'all': the default region and hour (inputs only)."""
+        if fallback == "region":
+            region, time = M.parse_region("sample"), self.state.timestamp
+        elif fallback == "all":
+            region, time = M.parse_region("sample"), M.default_time(self.state.ds)
+        else:
+            region, time = self.state.parsed_region(), self.state.timestamp
+        inp = M.inputs(self.state.ds, time, region, None if fallback else self.checkpoint)
+        req = None if fallback else self._request(region, time)
+        run = R.cached(req) if req is not None else None
+        return View(inp, run, min(self.member, self.members - 1), self._valid_shown()), req
+
+    def _valid_shown(self):
+        return [k for k in self.shown if k < self.members]
+
+    def _set_view(self, view: View, req) -> None:
+        self._view = view
+        reg = view.inputs.region
+        nslots = min(self.members, MAX_SLOTS)
+        key = (reg.slug_or_box, nslots, view.inputs.truth_tp is not None)
+        self.param.member.bounds = (0, max(self.members - 1, 0))
+        if len(self.param.shown.objects) != self.members:
+            self.param.shown.objects = list(range(self.members))
+        with pn.io.hold():
+            if key != self._layout_key:
+                self._stream.update(view=view)
+                self._ov_stream.update(view=view)
+                self._build(reg, nslots)
+                self._layout_key = key
+            else:
+                # in place: new image data only (one model-graph recompute for all plots)
+                with frozen_models():
+                    self._stream.event(view=view)
+                    self._ov_stream.event(view=view)
+            self._update_text(view, req)
+
+    def _on_selection(self, *events):
+        if self._view is None:
+            return
+        v = self._view
+        view = View(v.inputs, v.run, min(self.member, self.members - 1), self._valid_shown())
+        self._view = view
+        with pn.io.hold(), frozen_models():
+            self._stream.event(view=view)
+            self._update_text(view, None)
+
+    def _update_text(self, view: View, req) -> None:
+        reg = view.inputs.region
+        run = view.run
+        if run is not None:
+            r = run.request
+            what = (f"ensemble of {r.members} members x {r.steps} Heun steps, seed {r.seed}, "
+                    f"`{r.checkpoint}` (computed in {run.seconds:.1f} s)")
+        elif self.checkpoint:
+            what = "no ensemble for these settings yet: press **Run ensemble**"
+        else:
+            what = "no diffusion checkpoint"
+        self._status.object = f"**Showing {view.when} UTC** · {reg.title} · {what}"
+        self._nc.disabled = self._png.disabled = run is None
+        if run is not None:
+            stem = f"ppviz_{reg.slug_or_box.replace(',', '_')}_{view.inputs.time:%Y%m%dT%H}"
+            self._nc.filename = stem + ".nc"
+            self._png.filename = stem + ".png"
+            scores = C.crps_scores(run.ensemble, view.shown)
+            rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in scores.items())
+            self._scores.object = f"**Scores vs truth (mm/h)**\n\n| forecast | score |\n|---|---|\n{rows}" if rows else ""
+        else:
+            self._scores.object = ""
+
+    def _show(self, *objs) -> None:
+        self._messages.objects = list(objs)
+
+    # -- plots ------------------------------------------------------------------------------
+    #: the maps, row by row (TP on top, latent and spread below), and which carry a colour bar
+    ROWS = (("coarse_tp", "truth_tp", "member", "mean"), ("coarse_pp", "truth_pp", "member_pp", "spread"))
+    COLORBAR = {"mean", "member_pp", "spread"}
+
+    def _build(self, region, nslots: int) -> None:
+        size = frame_size(region, 215, 260)
+        small = frame_size(region, 170, 200)
+        names = [n for row in self.ROWS for n in row] + [f"slot{j}" for j in range(nslots)]
+        items = []
+        for name in names:
+            sz = small if name.startswith("slot") else size
+            kind = self._field(name, self._stream.view)[2]
+            group = map_group(kind, sz, region.bounds, colorbar=name in self.COLORBAR)
+            fn = functools.partial(self._panel, name, group)
+            items.append(hv.DynamicMap(fn, streams=[self._stream]))
+        # no .opts() on the layout: it would become per-frame options of every DynamicMap (shared axes
+        # and merged tools are the defaults)
+        layout = hv.Layout(items).cols(4)
+        self._maps.object = layout
+        spec = hv.DynamicMap(self._spectra, streams=[self._stream])
+        qq = hv.DynamicMap(self._qq, streams=[self._stream])
+        self._curves.object = hv.Layout([spec, qq]).cols(2)  # different axes: nothing is shared
+        self._overview.object = self._overview_map()
+
+    def _field(self, name: str, view: View):
+        """(values, lat, lon, kind, title) of one panel."""
+        inp, run = view.inputs, view.run
+        fg, cg = inp.region.fine_grid, inp.region.coarse_grid
+        nan = np.full(fg.shape, np.nan, np.float32)
+        if name == "coarse_tp":
+            return inp.coarse_tp, cg, "tp", "coarse input TP (1°)"
+        if name == "coarse_pp":
+            return inp.coarse_pp, cg, "pp", "coarse PP (1°), the condition"
+        if name == "truth_pp":
+            return (inp.truth_pp if inp.truth_pp is not None else nan), fg, "pp", "truth PP (0.25°)"
+        if name == "truth_tp":
+            return (inp.truth_tp if inp.truth_tp is not None else nan), fg, "tp", "truth TP (0.25°)"
+        if run is None:
+            label = {"member": f"member {view.member} TP", "member_pp": f"member {view.member} PP",
+                     "mean": "ensemble mean TP", "spread": "ensemble spread (std)"}.get(name, name.replace("slot", "member "))
+            kind = {"member_pp": "pp", "spread": "spread"}.get(name, "tp")
+            return nan, fg, kind, f"{label}: press Run"
+        ens = run.ensemble
+        m = ens.tp_members.shape[0]
+        k = min(view.member, m - 1)
+        if name == "member":
+            return ens.tp_members[k], fg, "tp", f"member {k} TP (slider)"
+        if name == "member_pp":
+            latent = "PP" if ens.settings.get("target", "pp") == "pp" else "latent (transformed tp)"
+            return ens.pp_members[k], fg, "pp", f"member {k} {latent}"
+        if name in ("mean", "spread"):
+            mean, spread = view.mean_spread
+            n = len(C.selected(ens, view.shown))
+            return (mean, fg, "tp", f"ensemble mean TP ({n} members)") if name == "mean" else \
+                (spread, fg, "spread", "ensemble spread (std, mm/h)")
+        j = int(name[4:])
+        if j < m:
+            return ens.tp_members[j], fg, "tp", f"member {j}"
+        return nan, fg, "tp", f"member {j}: not in this run"
+
+    def _panel(self, name, group, view):
+        values, grid, kind, title = self._field(name, view)
+        return map_image(values, grid_bounds(grid.lat, grid.lon), kind, title, group)
+
+    def _overview_map(self):
+        domain = M.coarse_overview(self.state.ds, self.state.timestamp)
+        b = grid_bounds(domain.lat.values, domain.lon.values)
+        img_group = _overview_group((b[1], b[3], b[0], b[2]))
+        rect_group = style_group("Rectangles", fill_alpha=0.0, line_color="red", line_width=2)
+
+        def draw(view):
+            d = M.coarse_overview(self.state.ds, view.inputs.time) if view is not None else domain
+            return map_image(d.values, b, "tp", "Drag a box: custom region", img_group)
+
+        def box(view):
+            lat0, lat1, lon0, lon1 = view.inputs.region.bounds if view is not None else (0, 0, 0, 0)
+            return hv.Rectangles([(lon0, lat0, lon1, lat1)], kdims=["lon", "lat", "lon2", "lat2"], group=rect_group)
+
+        # the map alone is the BoundsXY source (a DynamicMap of an Overlay gets no stream callback);
+        # box-select is the active drag, so dragging draws a region
+        img = hv.DynamicMap(draw, streams=[self._ov_stream])
+        bounds = hv.streams.BoundsXY(source=img, bounds=None)
+        bounds.add_subscriber(self._drawn)
+        rect = hv.DynamicMap(box, streams=[self._ov_stream])
+        return (img * rect).opts(hv.opts.Overlay(active_tools=["box_select"], toolbar="above"))
+
+    def _drawn(self, bounds=None, **_):
+        if not bounds:
+            return
+        x0, y0, x1, y1 = bounds
+        if not all(np.isfinite([x0, y0, x1, y1])) or (x0 == x1 and y0 == y1):
+            return
+        self.state.param.update(box=M.box_text(x0, y0, x1, y1), region=M.CUSTOM)
+
+    SPEC_STYLE = {"truth": ("black", 2.5, "solid"), "bicubic": ("#ff7f0e", 1.5, "dashed"),
+                  "PP bicubic": ("#2ca02c", 1.5, "dashed"), "ensemble mean": ("#9467bd", 1.5, "dotted"),
+                  "members (mean)": ("#1f77b4", 2.5, "solid")}
+    QQ_STYLE = {"members": ("#1f77b4", "circle"), "bicubic": ("#ff7f0e", "triangle"),
+                "PP bicubic": ("#2ca02c", "square")}
+
+    def _spectra(self, view):
+        overlay = style_group("Overlay", logx=True, logy=True, invert_xaxis=True, frame_width=420, frame_height=260,
+                              xlabel="wavelength (km)", xticks=WAVELENGTH_TICKS, ylabel="PSD ((mm/h)² km²)", framewise=True,
+                              legend_position="bottom_left", title="Power spectra of TP (region, selected members)")
+        curves, paths = {}, []
+        if view is not None and view.run is not None:
+            sp = C.spectra(view.run.ensemble, view.shown)
+            curves = {k: v for k, v in sp.items() if k in self.SPEC_STYLE}
+            paths = [np.column_stack([wl, np.maximum(p, 1e-12)]) for k, (wl, p) in sp.items() if k.startswith("member ")]
+        elif view is not None and view.inputs.truth_tp is not None:
+            from ppviz.spectral import rapsd
+
+            _, p, wl = rapsd(view.inputs.truth_tp.astype(np.float64), view.inputs.region.fine_grid.dx_km,
+                             return_wavelength=True)
+            curves = {"truth": (wl, p)}
+        elems = [hv.Path(paths, kdims=["wavelength", "psd"], label="members",
+                         group=style_group("Path", color="#1f77b4", alpha=0.25, line_width=1, framewise=True))]
+        empty = (np.array([1000.0, 100.0]), np.array([np.nan, np.nan]))
+        for name, (color, lw, dash) in self.SPEC_STYLE.items():
+            wl, p = curves.get(name, empty)
+            elems.append(hv.Curve((wl, np.maximum(p, 1e-12)), "wavelength", "psd", label=name,
+                                  group=style_group("Curve", color=color, line_width=lw, line_dash=dash, framewise=True)))
+        return hv.Overlay(elems, group=overlay)
+
+    def _qq(self, view):
+        overlay = style_group("Overlay", logx=True, logy=True, frame_width=300, frame_height=260, framewise=True,
+                              xlabel="truth quantile (mm/h)", ylabel="model quantile (mm/h)",
+                              legend_position="top_left", title="QQ: wet tail (levels 0.80-0.9999)")
+        q = {}
+        if view is not None and view.run is not None and view.inputs.truth_tp is not None:
+            q = C.quantiles(view.run.ensemble, view.shown)
+        truth = np.maximum(q.get("truth", np.array([TP_MIN, 20.0])), 0.01)
+        lo, hi = 0.01, max(float(np.nanmax(truth)) * 1.5, 1.0)
+        elems = [hv.Curve(([lo, hi], [lo, hi]), "truth", "model", label="1:1",
+                          group=style_group("Curve", color="grey", line_dash="dashed", framewise=True))]
+        for name, (color, marker) in self.QQ_STYLE.items():
+            y = np.maximum(q[name], 0.01) if name in q else np.full(truth.shape, np.nan)
+            elems.append(hv.Curve((truth, y), "truth", "model", label=name, group=style_group("Curve", color=color, framewise=True)))
+            elems.append(hv.Scatter((truth, y), "truth", "model", label=name,
+                                    group=style_group("Scatter", color=color, marker=marker, size=6, framewise=True)))
+        return hv.Overlay(elems, group=overlay)
+
+    # -- runs -------------------------------------------------------------------------------
+    def _on_run(self, _event=None):
+        try:
+            region = self.state.parsed_region()
+            req = self._request(region)
+            if req is None:
+                raise ValueError("no diffusion checkpoint is available to run")
+            run, job = R.submit(req)
+        except Exception as exc:  # noqa: BLE001
+            self._show(alert(error_text(exc)))
+            return
+        if run is not None:
+            self._jobs.text.object = "Result from the cache."
+            self._refresh()
+            return
+        self._jobs.watch([job])
+
+    # -- export -----------------------------------------------------------------------------
+    def _netcdf(self):
+        v = self._view
+        if v is None or v.run is None:
+            return None
+        ds = v.run.to_dataset()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "ensemble.nc")
+            ds.to_netcdf(path)
+            with open(path, "rb") as f:
+                return io.BytesIO(f.read())
+
+    def _png_bytes(self):
+        from ppviz.figures import ensemble_png
+
+        v = self._view
+        if v is None or v.run is None:
+            return None
+        return io.BytesIO(ensemble_png(v.run, member=v.member, members=v.shown))
+
+    # -- layout -----------------------------------------------------------------------------
+    def __panel__(self):
+        ckpt = pn.widgets.Select.from_param(self.param.checkpoint, name="Diffusion checkpoint",
+                                            width=CONTROL_WIDTH - 20)
+        settings = pn.Row(
+            pn.widgets.IntInput.from_param(self.param.members, name="Members", width=80),
+            pn.widgets.IntInput.from_param(self.param.steps, name="Steps", width=80),
+            pn.widgets.IntInput.from_param(self.param.seed, name="Seed", width=90),
+        )
+        member = pn.widgets.IntSlider.from_param(self.param.member, name="Member on the big map",
+                                                 width=CONTROL_WIDTH - 20)
+        shown = pn.widgets.MultiChoice.from_param(self.param.shown, name="Members in mean, spread, curves (empty: all)",
+                                                  width=CONTROL_WIDTH - 20)
+        controls = pn.Column(
+            time_controls(self.state), region_controls(self.state), self._overview, ckpt, settings,
+            pn.Row(self._run_btn, self._jobs.cancel_button), self._jobs.progress, self._jobs.text, member, shown,
+            pn.pane.Markdown("**Export**", margin=(0, 10)), pn.Row(self._nc, self._png), self._scores,
+            width=CONTROL_WIDTH + 20,
+        )
+        main = pn.Column(self._messages, self._status, self._maps, self._curves, sizing_mode="stretch_width")
+        return pn.Row(controls, main, sizing_mode="stretch_width")

@@ -1,0 +1,15 @@
+"""Computations behind the dashboard pages, as plain functions (never imports Panel).
+
+The pages in ``pages/`` only lay out widgets and plots; everything they show is computed here,
+from the library (:mod:`ppviz.pipeline`, :mod:`ppviz.metrics`, :mod:`ppviz.spectral`), so it can
+be tested and reused headless.
+
+- :mod:`ppviz.explore.models`: the dataset, device, checkpoint choices, cached model loading,
+  region parsing, coarse inputs without a diffusion model.
+- :mod:`ppviz.explore.runs`: one ensemble run as a queue job (progress, cancel, the denoising
+  trajectory of one member), its cache key.
+- :mod:`ppviz.explore.curves`: spectra, quantiles (QQ), ensemble mean/spread and CRPS of a run.
+- :mod:`ppviz.explore.latent`: the PP page (encoder surface, decoder curve, PP vs N(0, 1)).
+- :mod:`ppviz.explore.ringing`: the Gibbs page (truncation of TP and PP, marks, profile).
+- :mod:`ppviz.explore.evaluation`: metrics over a date range as a job; evaluation directories.
+"""

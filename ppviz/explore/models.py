@@ -1,0 +1,217 @@
+"""The dataset, device and checkpoints the dashboard works with, loaded once per process."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ppviz.data.regions import NAMED_REGIONS, Region
+
+DEFAULT_DIFFUSION_ENV = "PPVIZ_DEFAULT_DIFFUSION"
+DEFAULT_PP_ENV = "PPVIZ_DEFAULT_PP"
+CUSTOM = "custom"
+
+_lock = threading.RLock()
+_dataset: xr.Dataset | None = None
+_models: dict[tuple, object] = {}
+_pp: dict[str, object] = {}
+
+
+def dataset() -> xr.Dataset:
+    """The default dataset (:func:`ppviz.data.source.load_dataset` with no path), opened once."""
+    global _dataset
+    with _lock:
+        if _dataset is None:
+            from ppviz.data.source import load_dataset
+
+            _dataset = load_dataset(None)
+        return _dataset
+
+
+def time_bounds(ds: xr.Dataset) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last time step of ``ds``."""
+    t = pd.DatetimeIndex(ds.time.values)
+    return t[0], t[-1]
+
+
+def default_time(ds: xr.Dataset) -> pd.Timestamp:
+    """A time to show first: 36 hours in (a day and a half), or the last step of short data."""
+    t = pd.DatetimeIndex(ds.time.values)
+    return t[min(36, t.size - 1)]
+
+
+def device_label() -> str:
+    """``GPU (<name>)`` when the pipeline will run on CUDA, else ``CPU``."""
+    from ppviz.pipeline import default_device
+
+    dev = default_device()
+    if dev.type == "cuda":
+        import torch
+
+        try:
+            return f"GPU ({torch.cuda.get_device_name(dev)})"
+        except Exception:  # noqa: BLE001
+            return "GPU"
+    return dev.type.upper()
+
+
+# -- checkpoints -----------------------------------------------------------------------------
+
+
+def checkpoint_names(kind: str) -> list[str]:
+    """Loadable (by name) checkpoints of ``kind``, in lookup order."""
+    from ppviz.checkpoints import list_checkpoints
+
+    return [i.name for i in list_checkpoints(kind) if i.ok and i.kind == kind and i.shadowed_by is None]
+
+
+def checkpoint_labels(kind: str) -> dict[str, str]:
+    """``{label: name}`` for a picker; the label adds the summary and marks the default."""
+    from ppviz.checkpoints import list_checkpoints
+
+    out = {}
+    for i in list_checkpoints(kind):
+        if not (i.ok and i.kind == kind and i.shadowed_by is None):
+            continue
+        label = i.name + (" (default)" if i.default else "")
+        if i.summary:
+            label += f": {i.summary[:60]}"
+        out[label] = i.name
+    return out
+
+
+def preferred_checkpoint(kind: str) -> str | None:
+    """The checkpoint a page starts with: ``$PPVIZ_DEFAULT_DIFFUSION`` / ``$PPVIZ_DEFAULT_PP``
+    when it names an available one, else the registry's default, else the first; None if none."""
+    from ppviz.checkpoints import CheckpointError, default_checkpoint
+
+    names = checkpoint_names(kind)
+    want = os.environ.get(DEFAULT_DIFFUSION_ENV if kind == "diffusion" else DEFAULT_PP_ENV, "").strip()
+    if want in names:
+        return want
+    try:
+        return default_checkpoint(kind)
+    except CheckpointError:
+        return names[0] if names else None
+
+
+def check_checkpoint(name: str | None, kind: str) -> str:
+    """``name`` if it is a registered checkpoint of ``kind`` (names only, never paths: it may
+    come from a browser); ValueError saying what is available otherwise."""
+    from ppviz.checkpoints import resolve_checkpoint
+
+    if not name:
+        names = checkpoint_names(kind)
+        hint = f"choose one of {names}" if names else "none is registered (see the Checkpoints page)"
+        raise ValueError(f"no {kind} checkpoint chosen; {hint}")
+    resolve_checkpoint(str(name), kind, allow_paths=False)
+    return str(name)
+
+
+def load_models(checkpoint: str, pp_checkpoint: str | None = None):
+    """:class:`ppviz.pipeline.Models` for registered names, loaded once per process."""
+    from ppviz.pipeline import Models
+
+    checkpoint = check_checkpoint(checkpoint, "diffusion")
+    if pp_checkpoint is not None:
+        pp_checkpoint = check_checkpoint(pp_checkpoint, "pp")
+    key = (checkpoint, pp_checkpoint)
+    with _lock:
+        if key not in _models:
+            _models[key] = Models.load(checkpoint, pp_checkpoint)
+        return _models[key]
+
+
+def load_pp(name: str | None = None):
+    """The PP checkpoint ``name`` (default: :func:`preferred_checkpoint`), loaded once."""
+    from ppviz.checkpoints import load_checkpoint
+
+    name = check_checkpoint(name or preferred_checkpoint("pp"), "pp")
+    with _lock:
+        if name not in _pp:
+            _pp[name] = load_checkpoint(name, kind="pp", allow_paths=False)
+        return _pp[name]
+
+
+def read_model_card(name: str) -> str:
+    """The MODEL_CARD.md of a registered checkpoint (a note when it has none)."""
+    from ppviz.checkpoints import CARD_FILE, resolve_checkpoint
+
+    path = resolve_checkpoint(name, allow_paths=False) / CARD_FILE
+    if not path.is_file():
+        return f"*{name} has no {CARD_FILE}.*"
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+# -- regions ---------------------------------------------------------------------------------
+
+
+def region_choices() -> dict[str, str]:
+    """``{title: slug}`` of the named regions, plus the custom box."""
+    return {**{v[0]: k for k, v in NAMED_REGIONS.items()}, "Custom box (lat0,lat1,lon0,lon1)": CUSTOM}
+
+
+def parse_region(region: str, box: str = "") -> Region:
+    """The region a page shows: a named one, or the custom ``box`` when ``region`` is 'custom'.
+
+    Raises ValueError with :meth:`Region.parse`'s message (too small, outside, inverted, ...).
+    """
+    if str(region).strip().lower() == CUSTOM:
+        if not str(box).strip():
+            raise ValueError("enter a custom box as lat0,lat1,lon0,lon1 in degrees (e.g. 44,48,5,12), "
+                             "or draw one on the overview map")
+        return Region.parse(box)
+    return Region.parse(region)
+
+
+def box_text(x0: float, y0: float, x1: float, y1: float) -> str:
+    """``lat0,lat1,lon0,lon1`` of a rectangle drawn on a lon/lat map (corners in any order)."""
+    lat0, lat1 = sorted((float(y0), float(y1)))
+    lon0, lon1 = sorted((float(x0), float(x1)))
+    return ",".join(f"{v:.2f}".rstrip("0").rstrip(".") for v in (lat0, lat1, lon0, lon1))
+
+
+# -- inputs without a diffusion model --------------------------------------------------------
+
+
+def pp_only_models(pp_name: str | None = None):
+    """A :class:`ppviz.pipeline.Models` holding only the PP model (no diffusion), for inputs."""
+    from ppviz.pipeline import Models
+
+    pp = load_pp(pp_name)
+    return Models(pp=pp.model, diffusion=None, pp_name=pp.name, pp_sha256=pp.sha256, diffusion_name="",
+                  diffusion_sha256="")
+
+
+def inputs(ds: xr.Dataset, time, region: Region, checkpoint: str | None = None, pp_name: str | None = None,
+           coarse_from: str = "fine"):
+    """:class:`ppviz.pipeline.CoarseInput` (coarse tp and PP, fine truth) of one hour.
+
+    With a diffusion ``checkpoint`` its models make the inputs (so they match what it is
+    conditioned on); without, the PP model ``pp_name`` alone.
+    """
+    from ppviz.pipeline import coarse_input
+
+    models = load_models(checkpoint, pp_name) if checkpoint else pp_only_models(pp_name)
+    return coarse_input(models, ds, time, region, coarse_from)
+
+
+def coarse_overview(ds: xr.Dataset, time) -> xr.DataArray:
+    """The whole domain's tp at ``time`` on the 1 deg grid (area-weighted block means)."""
+    from ppviz.data.grid import COARSE_FACTOR, coarsen_blocks
+    from ppviz.data.source import select_time
+
+    step = select_time(ds, time)
+    tp = np.asarray(step["tp"].values, dtype=np.float32)
+    lat = step["lat"].values
+    lon = step["lon"].values
+    ny, nx = (tp.shape[0] // COARSE_FACTOR) * COARSE_FACTOR, (tp.shape[1] // COARSE_FACTOR) * COARSE_FACTOR
+    c = coarsen_blocks(np.nan_to_num(tp[:ny, :nx]), lat[:ny], COARSE_FACTOR)
+    clat = lat[:ny].reshape(-1, COARSE_FACTOR).mean(1)
+    clon = lon[:nx].reshape(-1, COARSE_FACTOR).mean(1)
+    return xr.DataArray(c, dims=("lat", "lon"), coords={"lat": clat, "lon": clon}, name="tp",
+                        attrs={"units": "mm/h"})

@@ -1,0 +1,223 @@
+"""One downscaling run for the dashboard: validated request, queue job, trajectory, cache.
+
+A :class:`RunRequest` names everything a result depends on (checkpoints, time, region, seed,
+steps, members, churn); its :attr:`RunRequest.key` is the :class:`ppviz.jobs.ResultCache` key.
+:func:`submit` returns a cached :class:`EnsembleRun` at once, joins an identical run already in
+the queue, or queues a new one on :func:`ppviz.jobs.default_queue`. The job reports progress
+after every sampler step and stops there when cancelled (the sampler callback calls
+:meth:`ppviz.jobs.Job.report`, which raises :class:`ppviz.jobs.JobCancelled`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time as _time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ppviz.jobs import FINISHED, EnsembleKey, Job, JobQueue, ResultCache, default_queue, ensemble_key
+
+MAX_FRAMES = 60  # trajectory frames kept per run (evenly spaced over the steps)
+CACHE_ITEMS_ENV = "PPVIZ_CACHE_ITEMS"
+CACHE_MB_ENV = "PPVIZ_CACHE_MB"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What one ensemble depends on; ``region`` is a slug or ``lat0,lat1,lon0,lon1``."""
+
+    checkpoint: str
+    time: str
+    region: str
+    members: int = 4
+    steps: int = 18
+    seed: int = 0
+    churn: float = 0.0
+    pp_checkpoint: str | None = None
+
+    def validate(self):
+        """The :class:`Region`, after checking every field; ValueError naming what is wrong."""
+        from ppviz.data.regions import Region
+        from ppviz.data.source import parse_time
+        from ppviz.explore.models import check_checkpoint
+        from ppviz.pipeline import check_request
+
+        check_request(self.members, self.steps)
+        if not 0 <= int(self.seed) < 2**63:
+            raise ValueError(f"seed must be 0..2**63-1, got {self.seed}")
+        if not 0.0 <= float(self.churn) <= 100.0:
+            raise ValueError(f"churn must be 0..100, got {self.churn}")
+        parse_time(self.time)
+        check_checkpoint(self.checkpoint, "diffusion")
+        if self.pp_checkpoint is not None:
+            check_checkpoint(self.pp_checkpoint, "pp")
+        return Region.parse(self.region)
+
+    @property
+    def key(self) -> EnsembleKey:
+        return ensemble_key(self.checkpoint, self.pp_checkpoint or "auto", self.time, self.region, self.seed,
+                            self.steps, self.members, self.churn)
+
+    @property
+    def label(self) -> str:
+        t = pd.Timestamp(self.time)
+        return (f"{self.checkpoint} {t:%Y-%m-%d %H:%M} {self.region}: {self.members} members x "
+                f"{self.steps} steps, seed {self.seed}")
+
+
+@dataclass
+class Trajectory:
+    """The denoising path of one member: the state ``x`` after each kept step, the step's
+    denoised estimate (both full fine fields (H, W) of the model's latent: PP, or transformed tp
+    for a tp-target model, see ``latent``) and that estimate decoded to tp (mm/h)."""
+
+    member: int
+    step: np.ndarray  # (n,) 0-based sampler step of each frame
+    sigma: np.ndarray  # (n,) noise level reached by that step
+    x: np.ndarray  # (n, H, W)
+    denoised: np.ndarray  # (n, H, W)
+    tp: np.ndarray  # (n, H, W) decode(denoised), mm/h
+    latent: str = "PP"
+
+    def __len__(self) -> int:
+        return int(self.step.size)
+
+
+@dataclass
+class EnsembleRun:
+    """A finished run: the :class:`ppviz.pipeline.Ensemble`, the trajectory of member 0, timing."""
+
+    request: RunRequest
+    ensemble: object  # ppviz.pipeline.Ensemble
+    trajectory: Trajectory | None
+    seconds: float
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def region(self):
+        return self.ensemble.inputs.region
+
+    @property
+    def time(self) -> pd.Timestamp:
+        return self.ensemble.inputs.time
+
+    def to_dataset(self):
+        """The ensemble as a CF dataset, with the checkpoints and sampler settings as attributes."""
+        out = self.ensemble.to_dataset()
+        r = self.request
+        out.attrs = {
+            "Conventions": "CF-1.8",
+            "title": f"ppviz PP-diffusion downscaling over {self.region.title}",
+            "source": "ppviz dashboard: coarse PP -> EDM diffusion ensemble -> PP decoder",
+            "region": self.region.slug_or_box,
+            "region_bounds": list(self.region.bounds),
+            "members": r.members, "steps": r.steps, "seed": r.seed, "churn": r.churn,
+            "sampler": "heun (EDM Algorithm 2)",
+            **{k: str(v) for k, v in self.provenance.items()},
+        }
+        return out
+
+
+def _frames_kept(steps: int) -> set[int]:
+    return set(np.linspace(0, steps - 1, min(steps, MAX_FRAMES)).round().astype(int).tolist())
+
+
+def run_ensemble(request: RunRequest, job: Job | None = None, *, ds=None, trajectory: bool = True) -> EnsembleRun:
+    """Run ``request`` now (in this thread), reporting to ``job`` after every sampler step."""
+    from ppviz.explore.models import dataset, load_models
+    from ppviz.pipeline import downscale_time
+
+    region = request.validate()
+    ds = dataset() if ds is None else ds
+    if job is not None:
+        job.report(0.0, "loading models")
+    models = load_models(request.checkpoint, request.pp_checkpoint)
+    keep = _frames_kept(int(request.steps))
+    frames: dict[str, list] = {"step": [], "sigma": [], "x": [], "denoised": []}
+    steps = int(request.steps)
+
+    def callback(info: dict) -> None:
+        i = int(info["i"])
+        members = list(info.get("members", [0]))
+        if trajectory and i in keep and 0 in members:
+            k = members.index(0)
+            frames["step"].append(i)
+            frames["sigma"].append(float(info.get("sigma_next", np.nan)))
+            frames["x"].append(info["x"][k, 0].detach().float().cpu().numpy())
+            frames["denoised"].append(info["denoised"][k, 0].detach().float().cpu().numpy())
+        if job is not None:
+            # all members run in one batch: step i of N is (i + 1) / N of the work
+            lo = members[0] if members else 0
+            frac = (lo + len(members) * (i + 1) / steps) / int(request.members)
+            job.report(frac, f"step {i + 1}/{steps}", step=i + 1, steps=steps)
+
+    t0 = _time.perf_counter()
+    ens = downscale_time(models, ds, request.time, region, members=int(request.members), steps=steps,
+                         seed=int(request.seed), churn=float(request.churn), callback=callback)
+    seconds = _time.perf_counter() - t0
+    traj = None
+    if trajectory and frames["x"]:
+        den = np.stack(frames["denoised"])
+        transform = getattr(models, "transform", None)
+        tp = models.decode(den) if transform is None else transform.inverse(den)
+        traj = Trajectory(0, np.asarray(frames["step"]), np.asarray(frames["sigma"]), np.stack(frames["x"]), den,
+                          np.asarray(tp, dtype=np.float32), "PP" if transform is None else "transformed tp")
+    return EnsembleRun(request, ens, traj, seconds, models.provenance)
+
+
+# -- the process-wide cache and de-duplication ----------------------------------------------
+
+_cache: ResultCache | None = None
+_inflight: dict[EnsembleKey, Job] = {}
+_lock = threading.Lock()
+
+
+def default_cache() -> ResultCache:
+    """Finished runs of this process (``$PPVIZ_CACHE_ITEMS``, default 64; ``$PPVIZ_CACHE_MB``, default 1024)."""
+    global _cache
+    with _lock:
+        if _cache is None:
+            items = int(os.environ.get(CACHE_ITEMS_ENV, "64") or 64)
+            mb = int(os.environ.get(CACHE_MB_ENV, "1024") or 1024)
+            _cache = ResultCache(max_items=max(1, items), max_bytes=max(1, mb) * 2**20)
+        return _cache
+
+
+def cached(request: RunRequest) -> EnsembleRun | None:
+    """The finished run of ``request`` if this process has it."""
+    return default_cache().get(request.key)
+
+
+def submit(request: RunRequest, *, queue: JobQueue | None = None, cache: ResultCache | None = None,
+           trajectory: bool = True) -> tuple[EnsembleRun | None, Job | None]:
+    """``(run, None)`` from the cache, or ``(None, job)``: a new job, or the identical one already
+    queued or running (so two sessions asking the same thing share one run).
+
+    Raises ValueError at once for an invalid request (nothing is queued).
+    """
+    request.validate()
+    cache = default_cache() if cache is None else cache
+    hit = cache.get(request.key)
+    if hit is not None:
+        return hit, None
+    with _lock:
+        job = _inflight.get(request.key)
+        if job is not None and job.status not in FINISHED and not job.cancel_requested:
+            return None, job
+
+        def work(j: Job) -> EnsembleRun:
+            try:
+                run = run_ensemble(request, j, trajectory=trajectory)
+                cache.put(request.key, run)
+                return run
+            finally:
+                with _lock:
+                    if _inflight.get(request.key) is j:
+                        del _inflight[request.key]
+
+        job = (queue or default_queue()).submit(work, label=request.label, key=request.key)
+        _inflight[request.key] = job
+        return None, job
