@@ -199,3 +199,24 @@ def test_ensemble_png(run):
 
     png = ensemble_png(run, member=1, members=[0, 1])
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_a_data_file_that_vanishes_gives_a_message_and_comes_back(tmp_path, monkeypatch):
+    import ppviz.explore.models as em
+    from ppviz.data.canonical import write_dataset
+    from ppviz.data.source import load_dataset
+
+    path = tmp_path / "data.nc"
+    write_dataset(load_dataset(None).isel(time=slice(0, 2)).load(), path)
+    monkeypatch.setenv("PPVIZ_DATA", str(path))
+    monkeypatch.setattr(em, "_dataset", None)
+    monkeypatch.setattr(em, "_dataset_path", None)
+    assert em.dataset().sizes["time"] == 2
+    moved = tmp_path / "away.nc"
+    path.rename(moved)
+    with pytest.raises(FileNotFoundError, match="has gone away while the app was running"):
+        em.dataset()
+    with pytest.raises(FileNotFoundError, match="no dataset at"):
+        em.dataset()  # still gone: the plain message, no crash
+    moved.rename(path)
+    assert em.dataset().sizes["time"] == 2  # back: reopened

@@ -48,6 +48,18 @@ def load_dataset(data=None) -> xr.Dataset:
     return open_dataset(data)
 
 
+def default_data_path():
+    """Where :func:`load_dataset` with no argument reads from: ``$PPVIZ_DATA`` or the synthetic
+    store in the cache (generating it on first use)."""
+    from pathlib import Path
+
+    if os.environ.get(DATA_ENV) and os.environ[DATA_ENV] not in ("default", "synthetic"):
+        return Path(os.environ[DATA_ENV])
+    from ppviz.data.synthetic import ensure_default_dataset
+
+    return Path(ensure_default_dataset(days=default_days(), seed=0))
+
+
 def time_range_text(ds: xr.Dataset) -> str:
     t = pd.DatetimeIndex(ds.time.values)
     return f"{t[0]:%Y-%m-%d %H:%M} .. {t[-1]:%Y-%m-%d %H:%M} ({t.size} hourly steps)"

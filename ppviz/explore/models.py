@@ -21,14 +21,30 @@ _models: dict[tuple, object] = {}
 _pp: dict[str, object] = {}
 
 
-def dataset() -> xr.Dataset:
-    """The default dataset (:func:`ppviz.data.source.load_dataset` with no path), opened once."""
-    global _dataset
-    with _lock:
-        if _dataset is None:
-            from ppviz.data.source import load_dataset
+_dataset_path = None
 
-            _dataset = load_dataset(None)
+
+def dataset() -> xr.Dataset:
+    """The default dataset (:func:`ppviz.data.source.load_dataset` with no path), opened once.
+
+    The data are read lazily, so a file that vanishes while the app runs would surface as an
+    obscure read error deep in a plot; instead every call checks the file is still there and
+    raises FileNotFoundError saying so (the page shows it). Once the file is back it is
+    reopened.
+    """
+    global _dataset, _dataset_path
+    with _lock:
+        if _dataset is not None and _dataset_path is not None and not _dataset_path.exists():
+            _dataset = None
+            raise FileNotFoundError(
+                f"the data file {_dataset_path} has gone away while the app was running; "
+                "restore it (or restart the app) and try again"
+            )
+        if _dataset is None:
+            from ppviz.data.source import default_data_path, load_dataset
+
+            _dataset_path = default_data_path()
+            _dataset = load_dataset(_dataset_path)
         return _dataset
 
 
