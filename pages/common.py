@@ -18,6 +18,12 @@ from ppviz.maps import map_features
 
 TP_MIN = 0.1  # mm/h; drier cells are drawn clear
 
+# Canvas, not WebGL: our plots are small (images, a few hundred line points), and without a GPU
+# (headless or remote browsers, many laptops) Chromium's software WebGL makes every repaint copy
+# each plot's GL canvas back to 2D (`blit_webgl` -> `drawImage`): ~280 ms of a 12-map update
+# went there (benchmarks/bench_browser.py, CPU profile in benchmarks/README.md).
+hv.renderer("bokeh").webgl = False
+
 
 def coastline_overlay(bounds):
     """Coastlines and borders as HoloViews paths, plus the status message."""
@@ -303,12 +309,19 @@ def map_group(kind: str, size: dict, bounds_latlon=None, colorbar: bool = True) 
     return _GROUPS[key]
 
 
-def map_image(values, bounds, kind: str, label: str, group: str):
-    """A bare ``hv.Image`` for a DynamicMap frame (options come from ``group``, see :func:`map_group`)."""
+def map_values(values, kind: str) -> np.ndarray:
+    """The float32 array a map of ``kind`` draws (row 0 = south): for 'tp' and 'spread', cells
+    below the colour scale are NaN, which the maps leave clear."""
     v = np.asarray(values, dtype=np.float32)
     if kind in ("tp", "spread"):
         lo = TP_MIN if kind == "tp" else SPREAD_CLIM[0]
-        v = np.where(v >= lo, v, np.nan)
+        v = np.where(v >= lo, v, np.float32(np.nan))
+    return v
+
+
+def map_image(values, bounds, kind: str, label: str, group: str):
+    """A bare ``hv.Image`` for a DynamicMap frame (options come from ``group``, see :func:`map_group`)."""
+    v = map_values(values, kind)
     vdim = {"tp": hv.Dimension("tp", unit="mm/h"), "spread": hv.Dimension("spread", unit="mm/h")}.get(kind, "PP")
     return hv.Image(v[::-1], bounds=bounds, kdims=["lon", "lat"], vdims=[vdim], group=group, label=label)
 

@@ -1,8 +1,9 @@
 """Downscale page (landing): pick an hour, a region and a checkpoint, sample an ensemble, compare.
 
-The maps are HoloViews DynamicMaps fed by one stream: a new hour, a finished run or another
-member only sends new image data to the browser; the layout is rebuilt only when the region or
-the number of member slots changes. Runs go through the process-wide job queue
+HoloViews builds the maps and curves (DynamicMaps fed by one stream) whenever the region or
+the number of member slots changes. A new hour, a finished run or another member keeps every
+plot's shape, so then the new arrays go straight into the drawn Bokeh data sources
+(:mod:`pages.direct`): only new image data and curves travel to the browser, in one message. Runs go through the process-wide job queue
 (:mod:`ppviz.jobs`) and the result cache (:mod:`ppviz.explore.runs`).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -21,13 +23,16 @@ import param
 
 from pages.common import (
     CONTROL_WIDTH, TP_MIN, WAVELENGTH_TICKS, SharedState, alert, coast_hook, error_text, frame_size, frozen_models,
-    grid_bounds, map_group, map_image, region_controls, style_group, sync_url, time_controls,
+    grid_bounds, map_group, map_image, map_values, region_controls, style_group, sync_url, time_controls,
 )
+from pages import direct as D
 from pages.jobview import JobView
 from ppviz.explore import curves as C
 from ppviz.explore import models as M
 from ppviz.explore import runs as R
 from ppviz.pipeline import MAX_MEMBERS
+
+log = logging.getLogger("ppviz.dashboard")
 
 MAX_SLOTS = 8  # members drawn in the grid (the slider reaches all of them)
 _OVERVIEW_GROUPS: dict = {}
@@ -90,6 +95,9 @@ class DownscalePage(pn.viewable.Viewer):
         self._ov_stream = OverviewStream()
         self._view: View | None = None
         self._layout_key = None
+        self._map_dmaps: dict = {}  # name -> DynamicMap of each drawn plot (found again by pages.direct)
+        self._curve_dmaps: dict = {}
+        self._ov_dmaps: dict = {}
         self._maps = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._curves = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._overview = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="fixed")
@@ -183,10 +191,7 @@ class DownscalePage(pn.viewable.Viewer):
                 self._build(reg, nslots)
                 self._layout_key = key
             else:
-                # in place: new image data only (one model-graph recompute for all plots)
-                with frozen_models():
-                    self._stream.event(view=view)
-                    self._ov_stream.event(view=view)
+                self._redraw(view, overview=True)
             self._update_text(view, req)
 
     def _on_selection(self, *events):
@@ -195,9 +200,53 @@ class DownscalePage(pn.viewable.Viewer):
         v = self._view
         view = View(v.inputs, v.run, min(self.member, self.members - 1), self._valid_shown())
         self._view = view
-        with pn.io.hold(), frozen_models():
-            self._stream.event(view=view)
+        with pn.io.hold():
+            self._redraw(view, overview=False)
             self._update_text(view, None)
+
+    def _redraw(self, view: View, overview: bool) -> None:
+        """Show ``view`` in the plots already built: directly in their data sources when they are
+        drawn, else through HoloViews (one model-graph recompute for all plots)."""
+        # the streams hold the view either way, so a later HoloViews redraw shows the same
+        self._stream.update(view=view)
+        if overview:
+            self._ov_stream.update(view=view)
+        if self._draw_in_place(view, overview):
+            return
+        with frozen_models():
+            self._stream.trigger([self._stream])
+            if overview:
+                self._ov_stream.trigger([self._ov_stream])
+
+    def _draw_in_place(self, view: View, overview: bool) -> bool:
+        """Write ``view``'s arrays into the drawn Bokeh sources; False when the plots are not all
+        drawn (not displayed yet), so HoloViews must draw them."""
+        maps = D.element_plots(self._maps, self._map_dmaps)
+        curves = D.element_plots(self._curves, self._curve_dmaps)
+        ov = D.element_plots(self._overview, self._ov_dmaps) if overview else []
+        if (not maps or any(len(m) != len(self._map_dmaps) for m in maps)
+                or not curves or any(len(c) != len(self._curve_dmaps) for c in curves)
+                or (overview and (not ov or any(len(o) != len(self._ov_dmaps) for o in ov)))):
+            return False
+        try:
+            fields = {name: self._field(name, view) for name in self._map_dmaps}
+            for plots in maps:
+                for name, plot in plots.items():
+                    values, _, kind, title = fields[name]
+                    D.set_image(plot, map_values(values, kind), title)
+            spectra, qq = self._spectra_data(view), self._qq_data(view)
+            for plots in curves:
+                self._set_spectra(plots["spectra"], *spectra)
+                self._set_qq(plots["qq"], *qq)
+            for plots in ov:
+                overview_map = D.layers(plots["overview"]).get(self.OVERVIEW_LABEL, [None])[0]
+                if overview_map is None:
+                    return False
+                D.set_image(overview_map, map_values(M.coarse_overview(self.state.ds, view.inputs.time).values, "tp"))
+        except (KeyError, ValueError):  # a plot of another shape: let HoloViews redraw
+            log.debug("in-place redraw not possible", exc_info=True)
+            return False
+        return True
 
     def _update_text(self, view: View, req) -> None:
         reg = view.inputs.region
@@ -241,12 +290,14 @@ class DownscalePage(pn.viewable.Viewer):
             group = map_group(kind, sz, region.bounds, colorbar=name in self.COLORBAR)
             fn = functools.partial(self._panel, name, group)
             items.append(hv.DynamicMap(fn, streams=[self._stream]))
+        self._map_dmaps = dict(zip(names, items))
         # no .opts() on the layout: it would become per-frame options of every DynamicMap (shared axes
         # and merged tools are the defaults)
         layout = hv.Layout(items).cols(4)
         self._maps.object = layout
         spec = hv.DynamicMap(self._spectra, streams=[self._stream])
         qq = hv.DynamicMap(self._qq, streams=[self._stream])
+        self._curve_dmaps = {"spectra": spec, "qq": qq}
         self._curves.object = hv.Layout([spec, qq]).cols(2)  # different axes: nothing is shared
         self._overview.object = self._overview_map()
 
@@ -290,6 +341,8 @@ class DownscalePage(pn.viewable.Viewer):
         values, grid, kind, title = self._field(name, view)
         return map_image(values, grid_bounds(grid.lat, grid.lon), kind, title, group)
 
+    OVERVIEW_LABEL = "Drag a box: custom region"
+
     def _overview_map(self):
         domain = M.coarse_overview(self.state.ds, self.state.timestamp)
         b = grid_bounds(domain.lat.values, domain.lon.values)
@@ -298,7 +351,7 @@ class DownscalePage(pn.viewable.Viewer):
 
         def draw(view):
             d = M.coarse_overview(self.state.ds, view.inputs.time) if view is not None else domain
-            return map_image(d.values, b, "tp", "Drag a box: custom region", img_group)
+            return map_image(d.values, b, "tp", self.OVERVIEW_LABEL, img_group)
 
         def box(view):
             lat0, lat1, lon0, lon1 = view.inputs.region.bounds if view is not None else (0, 0, 0, 0)
@@ -307,6 +360,7 @@ class DownscalePage(pn.viewable.Viewer):
         # the map alone is the BoundsXY source (a DynamicMap of an Overlay gets no stream callback);
         # box-select is the active drag, so dragging draws a region
         img = hv.DynamicMap(draw, streams=[self._ov_stream])
+        self._ov_dmaps = {"overview": img}
         bounds = hv.streams.BoundsXY(source=img, bounds=None)
         bounds.add_subscriber(self._drawn)
         rect = hv.DynamicMap(box, streams=[self._ov_stream])
@@ -326,10 +380,8 @@ class DownscalePage(pn.viewable.Viewer):
     QQ_STYLE = {"members": ("#1f77b4", "circle"), "bicubic": ("#ff7f0e", "triangle"),
                 "PP bicubic": ("#2ca02c", "square")}
 
-    def _spectra(self, view):
-        overlay = style_group("Overlay", logx=True, logy=True, invert_xaxis=True, frame_width=420, frame_height=260,
-                              xlabel="wavelength (km)", xticks=WAVELENGTH_TICKS, ylabel="PSD ((mm/h)² km²)", framewise=True,
-                              legend_position="bottom_left", title="Power spectra of TP (region, selected members)")
+    def _spectra_data(self, view):
+        """(member paths [(n, 2) arrays], {name: (wavelength, psd)}) of the spectra panel."""
         curves, paths = {}, []
         if view is not None and view.run is not None:
             sp = C.spectra(view.run.ensemble, view.shown)
@@ -341,28 +393,60 @@ class DownscalePage(pn.viewable.Viewer):
             _, p, wl = rapsd(view.inputs.truth_tp.astype(np.float64), view.inputs.region.fine_grid.dx_km,
                              return_wavelength=True)
             curves = {"truth": (wl, p)}
+        empty = (np.array([1000.0, 100.0]), np.array([np.nan, np.nan]))
+        return paths, {name: (curves.get(name, empty)[0], np.maximum(curves.get(name, empty)[1], 1e-12))
+                       for name in self.SPEC_STYLE}
+
+    def _set_spectra(self, plot, paths, curves) -> None:
+        layers = D.layers(plot)
+        D.set_columns(layers["members"][0], xs=[p[:, 0] for p in paths], ys=[p[:, 1] for p in paths])
+        for name, (wl, p) in curves.items():
+            D.set_columns(layers[name][0], wavelength=np.asarray(wl), psd=np.asarray(p))
+        xs = [wl for wl, p in curves.values() if np.isfinite(p).any()] + [p[:, 0] for p in paths]
+        D.set_range(plot, "x", D.log_extent(xs, pad=0.0), inverted=True)
+        D.set_range(plot, "y", D.log_extent([p for _, p in curves.values()] + [p[:, 1] for p in paths]))
+
+    def _spectra(self, view):
+        overlay = style_group("Overlay", logx=True, logy=True, invert_xaxis=True, frame_width=420, frame_height=260,
+                              xlabel="wavelength (km)", xticks=WAVELENGTH_TICKS, ylabel="PSD ((mm/h)² km²)", framewise=True,
+                              legend_position="bottom_left", title="Power spectra of TP (region, selected members)")
+        paths, curves = self._spectra_data(view)
         elems = [hv.Path(paths, kdims=["wavelength", "psd"], label="members",
                          group=style_group("Path", color="#1f77b4", alpha=0.25, line_width=1, framewise=True))]
-        empty = (np.array([1000.0, 100.0]), np.array([np.nan, np.nan]))
         for name, (color, lw, dash) in self.SPEC_STYLE.items():
-            wl, p = curves.get(name, empty)
-            elems.append(hv.Curve((wl, np.maximum(p, 1e-12)), "wavelength", "psd", label=name,
+            wl, p = curves[name]
+            elems.append(hv.Curve((wl, p), "wavelength", "psd", label=name,
                                   group=style_group("Curve", color=color, line_width=lw, line_dash=dash, framewise=True)))
         return hv.Overlay(elems, group=overlay)
 
-    def _qq(self, view):
-        overlay = style_group("Overlay", logx=True, logy=True, frame_width=300, frame_height=260, framewise=True,
-                              xlabel="truth quantile (mm/h)", ylabel="model quantile (mm/h)",
-                              legend_position="top_left", title="QQ: wet tail (levels 0.80-0.9999)")
+    def _qq_data(self, view):
+        """(truth quantiles, {name: model quantiles}, (lo, hi) of the 1:1 line) of the QQ panel."""
         q = {}
         if view is not None and view.run is not None and view.inputs.truth_tp is not None:
             q = C.quantiles(view.run.ensemble, view.shown)
         truth = np.maximum(q.get("truth", np.array([TP_MIN, 20.0])), 0.01)
         lo, hi = 0.01, max(float(np.nanmax(truth)) * 1.5, 1.0)
+        model = {name: (np.maximum(q[name], 0.01) if name in q else np.full(truth.shape, np.nan)) for name in self.QQ_STYLE}
+        return truth, model, (lo, hi)
+
+    def _set_qq(self, plot, truth, model, line) -> None:
+        layers = D.layers(plot)
+        D.set_columns(layers["1:1"][0], truth=np.asarray(line, dtype=float), model=np.asarray(line, dtype=float))
+        for name, y in model.items():
+            for layer in layers[name]:  # the curve and its markers
+                D.set_columns(layer, truth=truth, model=y)
+        D.set_range(plot, "x", D.log_extent([truth, np.asarray(line)]))
+        D.set_range(plot, "y", D.log_extent([np.asarray(line), *model.values()]))
+
+    def _qq(self, view):
+        overlay = style_group("Overlay", logx=True, logy=True, frame_width=300, frame_height=260, framewise=True,
+                              xlabel="truth quantile (mm/h)", ylabel="model quantile (mm/h)",
+                              legend_position="top_left", title="QQ: wet tail (levels 0.80-0.9999)")
+        truth, model, (lo, hi) = self._qq_data(view)
         elems = [hv.Curve(([lo, hi], [lo, hi]), "truth", "model", label="1:1",
                           group=style_group("Curve", color="grey", line_dash="dashed", framewise=True))]
         for name, (color, marker) in self.QQ_STYLE.items():
-            y = np.maximum(q[name], 0.01) if name in q else np.full(truth.shape, np.nan)
+            y = model[name]
             elems.append(hv.Curve((truth, y), "truth", "model", label=name, group=style_group("Curve", color=color, framewise=True)))
             elems.append(hv.Scatter((truth, y), "truth", "model", label=name,
                                     group=style_group("Scatter", color=color, marker=marker, size=6, framewise=True)))
