@@ -13,7 +13,7 @@ from bokeh.core.validation import silence
 from bokeh.core.validation.warnings import FIXED_SIZING_MODE
 
 from pages.checkpoints import CheckpointsPage
-from pages.common import LazyPage, SharedState, alert, error_text, sync_url
+from pages.common import LazyPage, SharedState, alert, error_text, sync_url, url_error_text
 from pages.data_map import DataMapPage
 from pages.downscale import DownscalePage
 from pages.evaluation import EvaluationPage
@@ -64,7 +64,7 @@ def create_app():
     state = SharedState(ds)
 
     def bad_url(values):
-        state.url_error = f"Ignored URL settings that are not valid: {values}"
+        state.url_error = url_error_text(values, state)
 
     sync_url(state, {"time": "time", "region": "region", "box": "box"}, on_error=bad_url)
     pages = [_page(cls, state) for _, cls in PAGES]

@@ -12,7 +12,7 @@ import param
 
 from pages.common import (
     WAVELENGTH_TICKS, CONTROL_WIDTH, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
-    region_controls, time_controls,
+    region_controls, sync_url, time_controls, url_messages,
 )
 from pages.jobview import JobView
 from ppviz.explore import curves as C
@@ -69,6 +69,7 @@ class CheckpointsPage(pn.viewable.Viewer):
             self.ckpt_b = others[0] if others else dnames[0]
         self._runs: dict[str, R.EnsembleRun] = {}
         self._messages = pn.Column(sizing_mode="stretch_width")
+        self._url_note = pn.Column(sizing_mode="stretch_width")  # ignored URL values
         self._table = pn.pane.DataFrame(registry_table(), index=False, sizing_mode="stretch_width", max_height=260)
         self._card = pn.pane.Markdown("", sizing_mode="stretch_width", max_height=520, styles={"overflow-y": "auto"})
         self._cmp_maps = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
@@ -80,6 +81,9 @@ class CheckpointsPage(pn.viewable.Viewer):
                                          loop_policy="loop", width=420, visible=False)
         self._player.param.watch(lambda e: self._traj_stream.event(frame=int(e.new)), "value")
         self._jobs = JobView(on_done=self._compared, on_message=self._show)
+        sync_url(self, {"card": "card", "ckpt_a": "ckpt_a", "ckpt_b": "ckpt_b", "members": "ab_members",
+                        "steps": "ab_steps", "seed": "ab_seed", "trajectory_of": "trajectory_of"},
+                 on_error=url_messages(self._url_note, self))
         self._cmp_btn = pn.widgets.Button(name="Compare A and B", button_type="primary", width=150)
         self._cmp_btn.on_click(self._on_compare)
         self.param.watch(self._show_card, "card")
@@ -249,6 +253,6 @@ class CheckpointsPage(pn.viewable.Viewer):
                              "denoised estimate at each kept step (from the comparison run)."),
             pn.Row(pn.widgets.RadioButtonGroup.from_param(self.param.trajectory_of, width=120), self._player),
             self._traj, sizing_mode="stretch_width")
-        main = pn.Column(self._messages, registry, pn.pane.Markdown("### A/B comparison"), self._cmp_scores,
+        main = pn.Column(self._url_note, self._messages, registry, pn.pane.Markdown("### A/B comparison"), self._cmp_scores,
                          self._cmp_maps, self._cmp_curves, traj, sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")

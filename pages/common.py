@@ -235,6 +235,37 @@ def sync_url(obj: param.Parameterized, mapping: dict, on_error=None) -> None:
         log.warning("URL sync failed: %s", exc)
 
 
+def allowed_values(p: param.Parameter) -> str:
+    """What a parameter accepts, in words (for messages about bad input)."""
+    bounds = getattr(p, "bounds", None)
+    if bounds is not None and None not in bounds:
+        return f"{bounds[0]} to {bounds[1]}"
+    objects = getattr(p, "objects", None)
+    if objects:
+        values = list(objects.values()) if isinstance(objects, dict) else list(objects)
+        return ", ".join(str(v) for v in values[:12]) + (", ..." if len(values) > 12 else "")
+    return type(p).__name__.lower()
+
+
+def url_messages(column: pn.Column, obj: param.Parameterized | None = None):
+    """An ``on_error`` for :func:`sync_url` that says in ``column`` which URL values were ignored
+    and, when ``obj`` is given, what its parameters allow."""
+
+    def on_error(values):
+        column.objects = [alert(url_error_text(values, obj), "warning")]
+
+    return on_error
+
+
+def url_error_text(values: dict, obj: param.Parameterized | None = None) -> str:
+    """'Ignored URL settings ...: name=value (allowed: ...)' for the values a URL could not set."""
+    parts = []
+    for name, value in values.items():
+        p = obj.param[name] if obj is not None and name in obj.param else None
+        parts.append(f"{name}={value!r}" + (f" (allowed: {allowed_values(p)})" if p is not None else ""))
+    return "Ignored URL settings that are not valid here: " + "; ".join(parts)
+
+
 class LazyPage(pn.viewable.Viewer):
     """A page that recomputes only while it is the open tab (the app calls :meth:`set_visible`)."""
 

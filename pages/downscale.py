@@ -24,6 +24,7 @@ import param
 from pages.common import (
     CONTROL_WIDTH, TP_MIN, WAVELENGTH_TICKS, SharedState, alert, coast_hook, error_text, frame_size, frozen_models,
     grid_bounds, map_group, map_image, map_values, region_controls, style_group, sync_url, time_controls,
+    url_messages,
 )
 from pages import direct as D
 from pages.jobview import JobView
@@ -119,14 +120,11 @@ class DownscalePage(pn.viewable.Viewer):
         self.param.watch(self._refresh, ["checkpoint", "members", "steps", "seed"])
         self.param.watch(self._on_selection, ["member", "shown"])
         sync_url(self, {"checkpoint": "ckpt", "members": "members", "steps": "steps", "seed": "seed",
-                        "member": "member"}, on_error=self._url_error)
+                        "member": "member"}, on_error=url_messages(self._messages, self))
         if self._view is None:  # the URL changed nothing, so nothing is drawn yet
             self._refresh()
 
     # -- state -> request -> view ------------------------------------------------------------
-    def _url_error(self, values):
-        self._messages.objects = [alert(f"Ignored URL settings that are not valid here: {values}", "warning")]
-
     def _request(self, region, time=None):
         if not self.checkpoint:
             return None

@@ -12,7 +12,8 @@ import panel as pn
 import param
 
 from pages.common import (
-    WAVELENGTH_TICKS, CONTROL_WIDTH, SharedState, alert, error_text, grid_bounds, image, region_controls,
+    WAVELENGTH_TICKS, CONTROL_WIDTH, SharedState, alert, error_text, grid_bounds, image, region_controls, sync_url,
+    url_messages,
 )
 from pages.jobview import JobView
 from ppviz.explore import evaluation as E
@@ -51,10 +52,14 @@ class EvaluationPage(pn.viewable.Viewer):
             self.end = min(t + pd.Timedelta(hours=5), state.last).strftime("%Y-%m-%dT%H:00")
         self.result: E.EvaluationResult | None = None
         self._messages = pn.Column(sizing_mode="stretch_width")
+        self._url_note = pn.Column(sizing_mode="stretch_width")  # ignored URL values
         self._summary = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._curves = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._maps = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._jobs = JobView(on_done=self._done, on_message=self._show)
+        sync_url(self, {"checkpoint": "eval_ckpt", "start": "eval_start", "end": "eval_end", "members": "eval_members",
+                        "steps": "eval_steps", "seed": "eval_seed", "directory": "eval_dir"},
+                 on_error=url_messages(self._url_note, self))
         self._run_btn = pn.widgets.Button(name="Evaluate range", button_type="primary", width=140)
         self._run_btn.on_click(self._on_run)
         self._load_btn = pn.widgets.Button(name="Load directory", button_type="default", width=140)
@@ -229,5 +234,5 @@ class EvaluationPage(pn.viewable.Viewer):
             self._load_btn, self._json,
             width=CONTROL_WIDTH + 20,
         )
-        main = pn.Column(self._messages, self._summary, self._curves, self._maps, sizing_mode="stretch_width")
+        main = pn.Column(self._url_note, self._messages, self._summary, self._curves, self._maps, sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")

@@ -10,7 +10,7 @@ import param
 
 from pages.common import (
     WAVELENGTH_TICKS, CONTROL_WIDTH, LazyPage, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
-    region_controls, time_controls,
+    region_controls, sync_url, time_controls, url_messages,
 )
 from ppviz.explore import ringing as G
 from ppviz.spectral import DEFAULT_CUTOFF_KM
@@ -38,6 +38,7 @@ class GibbsPage(LazyPage):
         super().__init__(**params)
         self.state = state
         self._messages = pn.Column(sizing_mode="stretch_width")
+        self._url_note = pn.Column(sizing_mode="stretch_width")  # ignored URL values
         self._maps = pn.pane.HoloViews(None, linked_axes=True, sizing_mode="stretch_width")
         self._lower = pn.pane.HoloViews(None, sizing_mode="stretch_width")
         self._table = pn.pane.DataFrame(None, width=640, index=False, float_format="{:.4g}".format)
@@ -48,6 +49,8 @@ class GibbsPage(LazyPage):
         state.param.watch(self._reset_profile, ["region", "box"])
         state.param.watch(self._changed, ["time", "region", "box"])
         self.param.watch(self._changed, ["cutoff_km", "method", "profile_lat"])
+        sync_url(self, {"cutoff_km": "cutoff", "method": "method", "profile_lat": "profile_lat"},
+                 on_error=url_messages(self._url_note, self))
 
     def _reset_profile(self, *_):
         self.profile_lat = None
@@ -131,7 +134,7 @@ class GibbsPage(LazyPage):
             "below -0.01 mm/h; magenta o: drizzle > 0.1 mm/h where it was dry). Truncating the smooth PP field and decoding "
             "it does not. The profile follows the row with the sharpest rain edge unless you move it.",
             sizing_mode="stretch_width")
-        main = pn.Column(self._messages, intro, self._maps, self._lower,
+        main = pn.Column(self._url_note, self._messages, intro, self._maps, self._lower,
                          pn.pane.Markdown("**Diagnostics** (against the original TP)"), self._table,
                          sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")

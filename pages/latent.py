@@ -9,7 +9,7 @@ import param
 
 from pages.common import (
     CONTROL_WIDTH, LazyPage, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
-    region_controls, time_controls,
+    region_controls, sync_url, time_controls, url_messages,
 )
 from ppviz.explore import latent as L
 from ppviz.explore import models as M
@@ -27,12 +27,14 @@ class LatentPage(LazyPage):
         if self.pp_checkpoint is None:
             self.pp_checkpoint = M.preferred_checkpoint("pp")
         self._messages = pn.Column(sizing_mode="stretch_width")
+        self._url_note = pn.Column(sizing_mode="stretch_width")  # ignored URL values
         self._maps = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._dist = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._funcs = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._scores = pn.pane.Markdown("", width=CONTROL_WIDTH)
         state.param.watch(self._changed, ["time", "region", "box"])
         self.param.watch(self._changed, ["pp_checkpoint"])
+        sync_url(self, {"pp_checkpoint": "pp_ckpt"}, on_error=url_messages(self._url_note, self))
 
     def _update(self) -> None:
         try:
@@ -107,5 +109,5 @@ class LatentPage(LazyPage):
             "The encoder blends TP with VIMD into one smooth field: where it rains PP follows TP, where it is "
             "dry PP follows -VIMD (moisture convergence). Its distribution should be standard normal; the "
             "decoder maps PP back to TP (exactly 0 in the dry part of PP space).", sizing_mode="stretch_width")
-        main = pn.Column(self._messages, intro, self._maps, self._dist, self._funcs, sizing_mode="stretch_width")
+        main = pn.Column(self._url_note, self._messages, intro, self._maps, self._dist, self._funcs, sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")

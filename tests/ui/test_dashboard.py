@@ -119,6 +119,21 @@ def test_too_small_region_shows_its_message(tall, app_url):
     expect(page.get_by_text(re.compile(r"Showing 2021-01-02 06:00 UTC over ERA5 sample box .* instead")).first).to_be_visible()
 
 
+def test_page_settings_travel_in_the_url(tall, app_url):
+    """The Gibbs controls come from a link and go back into it; bad values say what is allowed."""
+    page = tall
+    _open(page, app_url, f"{FAST}&page=2&cutoff=300&method=fft")
+    expect(page.get_by_text("Cutoff wavelength (km): 300").first).to_be_visible()
+    expect(page.get_by_role("button", name="FFT (periodic)")).to_have_class(re.compile("bk-active"))
+    page.get_by_role("button", name="DCT (no wrap-around)").click()
+    expect(page).to_have_url(re.compile(r"method=dct"))
+    expect(page).to_have_url(re.compile(r"cutoff=300"))
+    _open(page, app_url, f"{FAST}&page=2&cutoff=5&method=nonsense")
+    expect(page.get_by_text(re.compile(r"cutoff_km=5 \(allowed: 60 to 1500\)")).first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"method='nonsense' \(allowed: dct, fft\)")).first).to_be_visible()
+    expect(page.get_by_text("spurious drizzle (fraction of cells)").first).to_be_visible()  # and the page still works
+
+
 def test_run_progress_cancel_then_export(tall, app_url, tmp_path, screenshot_dir):
     page = tall
     # a long run (16 members x 200 steps, about a second a step here): visible progress, then cancelled
