@@ -123,6 +123,16 @@ class DownscalePage(pn.viewable.Viewer):
                         "member": "member"}, on_error=url_messages(self._messages, self))
         if self._view is None:  # the URL changed nothing, so nothing is drawn yet
             self._refresh()
+        if pn.state.curdoc is not None:
+            pn.state.onload(self._settle_text_panes)
+
+    def _settle_text_panes(self):
+        """Re-send the text panes once the page has loaded. Panel sends their stylesheets again
+        with the first text change after the first render, and a stylesheet change makes the
+        browser lay out the whole page (~0.4 s here): better during loading than on the first
+        click."""
+        for pane in (self._status, self._scores, self._jobs.text):
+            pane.param.trigger("object")
 
     # -- state -> request -> view ------------------------------------------------------------
     def _request(self, region, time=None):
