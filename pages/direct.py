@@ -2,10 +2,9 @@
 sources instead of through HoloViews' per-frame machinery.
 
 Why: an hour change on the Downscale page redraws a dozen maps and two curve panels. Through
-HoloViews streams that cost ~170 ms of server time per change (a new element per plot, option
+HoloViews streams the whole update cost ~220 ms of server time (a new element per plot, option
 lookups, range computation, and a recompute of the document's model graph); writing the data
-sources directly costs a few milliseconds (``benchmarks/bench_browser.py``, numbers in
-``benchmarks/README.md``). HoloViews still builds every plot (layout, axes, colour bars, hover,
+sources directly, ~23 ms (numbers and the browser benchmark in ``benchmarks/README.md``). HoloViews still builds every plot (layout, axes, colour bars, hover,
 coastline hooks) and rebuilds them whenever the set of plots or their shapes change (another
 region, another number of members); these helpers only replace the data of plots that keep
 their shape.
