@@ -89,19 +89,11 @@ def free_port() -> int:
 
 
 def make_tiny_checkpoint(root: Path, name: str = "tiny-diffusion") -> None:
-    """An untrained 2-level U-Net downscaler (as in tests/ui/conftest.py): a run takes about a second."""
+    """An untrained tiny downscaler (:mod:`ppviz.diffusion.tiny`): a run takes about a second."""
     sys.path.insert(0, str(REPO))
-    import torch
+    from ppviz.diffusion.tiny import save_tiny_diffusion
 
-    from ppviz.checkpoints import save_checkpoint
-    from ppviz.diffusion import Downscaler, DownscalerConfig
-    from ppviz.models.unet import UNetConfig
-
-    torch.manual_seed(0)
-    m = Downscaler(DownscalerConfig(unet=UNetConfig(base_channels=8, channel_mult=(1, 2), blocks_per_level=1),
-                                    sigma_data=0.5))
-    save_checkpoint(m, root / name, kind="diffusion", architecture="edm-unet", config=m.config.to_dict(),
-                    extra={"summary": "tiny untrained U-Net (load test)"})
+    save_tiny_diffusion(root, name, summary="tiny untrained U-Net (load test)")
 
 
 def start_server(tmp: Path, max_jobs: int, timeout: float = 180) -> tuple[subprocess.Popen, str, Path]:

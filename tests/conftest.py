@@ -40,3 +40,18 @@ def era5_sample() -> Path:
 @pytest.fixture(scope="session")
 def natural_earth() -> Path:
     return require_shared(NATURAL_EARTH)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, request):
+    """A tiny untrained diffusion checkpoint (:mod:`ppviz.diffusion.tiny`) registered through
+    PPVIZ_CHECKPOINTS for the module; its name, e.g. ``tiny-test_explore``."""
+    from ppviz.diffusion.tiny import save_tiny_diffusion
+
+    name = f"tiny-{request.module.__name__.rsplit('.', 1)[-1]}"
+    root = tmp_path_factory.mktemp("ckpt")
+    save_tiny_diffusion(root, name)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PPVIZ_CHECKPOINTS", str(root))
+    yield name
+    mp.undo()

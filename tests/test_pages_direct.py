@@ -12,26 +12,8 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
 T0, T1 = "2021-01-02T06:00", "2021-01-02T07:00"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from ppviz.checkpoints import save_checkpoint
-    from ppviz.diffusion import Downscaler, DownscalerConfig
-    from ppviz.models.unet import UNetConfig
-
-    root = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    m = Downscaler(DownscalerConfig(unet=UNetConfig(base_channels=8, channel_mult=(1, 2), blocks_per_level=1),
-                                    sigma_data=0.5))
-    save_checkpoint(m, root / "tiny-direct", kind="diffusion", architecture="edm-unet", config=m.config.to_dict())
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PPVIZ_CHECKPOINTS", str(root))
-    yield "tiny-direct"
-    mp.undo()
 
 
 @pytest.fixture(scope="module")

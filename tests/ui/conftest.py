@@ -57,26 +57,12 @@ def _free_port() -> int:
 
 
 def _tiny_diffusion(root: Path, name: str, seed: int, perturb: float = 0.0) -> None:
-    """An untrained 2-level U-Net downscaler: runs in a fraction of a second on a small region.
+    """An untrained tiny downscaler (:mod:`ppviz.diffusion.tiny`): a run takes a fraction of a
+    second on a small region; ``perturb`` makes a model that samples different fields."""
+    from ppviz.diffusion.tiny import save_tiny_diffusion
 
-    Its output layer starts at zero (EDM), so two untrained models sample the same fields;
-    ``perturb`` adds that much Gaussian noise to every weight to make a different one.
-    """
-    import torch
-
-    from ppviz.checkpoints import save_checkpoint
-    from ppviz.diffusion import Downscaler, DownscalerConfig
-    from ppviz.models.unet import UNetConfig
-
-    torch.manual_seed(seed)
-    m = Downscaler(DownscalerConfig(unet=UNetConfig(base_channels=8, channel_mult=(1, 2), blocks_per_level=1),
-                                    sigma_data=0.5))
-    if perturb:
-        with torch.no_grad():
-            for p in m.parameters():
-                p.add_(perturb * torch.randn_like(p))
-    save_checkpoint(m, root / name, kind="diffusion", architecture="edm-unet", config=m.config.to_dict(),
-                    extra={"summary": f"tiny untrained U-Net for the browser tests ({name})"})
+    save_tiny_diffusion(root, name, seed=seed, perturb=perturb,
+                        summary=f"tiny untrained U-Net for the browser tests ({name})")
 
 
 @pytest.fixture(scope="session")
