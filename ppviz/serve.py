@@ -297,7 +297,9 @@ class ServeSettings:
 def panel_serve_args(settings: ServeSettings) -> list[str]:
     """The arguments after ``panel serve`` for ``settings`` (no secrets: those go in the environment)."""
     s = settings
-    args = [str(APP), "--port", str(s.port), "--address", s.address]
+    # --index: the app answers at / too, with its query (Bokeh's redirect from / to /app drops
+    # the query, and with it the view a shared link carries)
+    args = [str(APP), "--index", APP.stem, "--port", str(s.port), "--address", s.address]
     for origin in s.origins:
         args += ["--allow-websocket-origin", origin]
     args += ["--num-procs", str(s.num_procs), "--liveness", "--liveness-endpoint", LIVENESS_ENDPOINT]

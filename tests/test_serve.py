@@ -39,7 +39,7 @@ def test_defaults_are_loopback_with_a_localhost_allow_list():
     s = ServeSettings()
     assert (s.address, s.port, s.num_procs, s.auth) == ("127.0.0.1", 5006, 1, "none")
     assert panel_serve_args(s) == [
-        str(APP), "--port", "5006", "--address", "127.0.0.1",
+        str(APP), "--index", "app", "--port", "5006", "--address", "127.0.0.1",
         "--allow-websocket-origin", "localhost:5006", "--allow-websocket-origin", "127.0.0.1:5006",
         "--num-procs", "1", "--liveness", "--liveness-endpoint", "liveness",
     ]
@@ -59,7 +59,7 @@ def test_from_env_reads_every_setting():
     assert s.origins == ("dash.example.org", "dash.example.org:8443")
     assert s.prefix == "/ppviz" and s.use_xheaders
     args = panel_serve_args(s)
-    assert args[:5] == [str(APP), "--port", "8080", "--address", "0.0.0.0"]
+    assert args[:7] == [str(APP), "--index", "app", "--port", "8080", "--address", "0.0.0.0"]
     assert _flag_values(args, "--allow-websocket-origin") == ["dash.example.org", "dash.example.org:8443"]
     assert _flag_values(args, "--num-procs") == ["4"]
     assert _flag_values(args, "--prefix") == ["/ppviz"]
@@ -409,6 +409,9 @@ def test_login_form_then_the_app_is_served(auth_server, login_cookies):
     status, _, body = _http(auth_server["port"], "GET", "/login")
     assert status == 200 and b'name="password"' in body  # Panel's own login form
     status, _, body = _http(auth_server["port"], "GET", "/app", {"Cookie": login_cookies})
+    assert status == 200
+    # the root serves the app itself, so a shared link's query (the view) is not lost in a redirect
+    status, _, _ = _http(auth_server["port"], "GET", "/?region=alps&page=2", {"Cookie": login_cookies})
     assert status == 200
     assert b"ppviz: pseudo-precipitation over Europe" in body
 
