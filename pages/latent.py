@@ -15,6 +15,15 @@ from ppviz.explore import latent as L
 from ppviz.explore import models as M
 
 
+def _seamless_quads(plot, element):
+    """Outline each quad in its own fill colour: anti-aliased canvas edges otherwise leave thin
+    light seams between the cells of the mesh."""
+    glyph = plot.handles["glyph"]
+    glyph.line_color = glyph.fill_color
+    glyph.line_alpha = 1.0
+    glyph.line_width = 0.6
+
+
 class LatentPage(LazyPage):
     """What the PP encoder does to one hour, and the encoder/decoder as functions."""
 
@@ -88,7 +97,8 @@ class LatentPage(LazyPage):
         s = L.encoder_surface(model)
         mesh = hv.QuadMesh((s["tp"], s["vimd"], s["pp"]), ["tp", "vimd"], ["PP"]).opts(
             cmap="RdBu_r", clim=(-3, 3), logx=True, colorbar=True, frame_width=330, frame_height=260, tools=["hover"],
-            xlabel="tp (mm/h, log)", ylabel="vimd (mm/h)", title="Encoder PP(tp, vimd)")
+            xlabel="tp (mm/h, log)", ylabel="vimd (mm/h)", title="Encoder PP(tp, vimd)",
+            hooks=[_seamless_quads])
         dry = hv.Curve((s["vimd"], s["pp_dry"]), "vimd", "PP", label="dry cells: PP(0, vimd)").opts(
             color="#d62728", line_width=2, frame_width=280, frame_height=260, title="Encoder at tp = 0 (dry)",
             xlabel="vimd (mm/h)", ylabel="PP")
