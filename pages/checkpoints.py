@@ -77,14 +77,14 @@ class CheckpointsPage(pn.viewable.Viewer):
         self._cmp_scores = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._traj_stream = TrajStream()
         self._traj = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
-        self._player = pn.widgets.Player(name="Denoising step", start=0, end=1, value=0, interval=400,
+        self._player = pn.widgets.Player(label="Denoising step", start=0, end=1, value=0, interval=400,
                                          loop_policy="loop", width=420, visible=False)
         self._player.param.watch(lambda e: self._traj_stream.event(frame=int(e.new)), "value")
         self._jobs = JobView(on_done=self._compared, on_message=self._show)
         sync_url(self, {"card": "card", "ckpt_a": "ckpt_a", "ckpt_b": "ckpt_b", "members": "ab_members",
                         "steps": "ab_steps", "seed": "ab_seed", "trajectory_of": "trajectory_of"},
                  on_error=url_messages(self._url_note, self))
-        self._cmp_btn = pn.widgets.Button(name="Compare A and B", button_type="primary", width=150)
+        self._cmp_btn = pn.widgets.Button(label="Compare A and B", color="primary", width=150)
         self._cmp_btn.on_click(self._on_compare)
         self.param.watch(self._show_card, "card")
         self.param.watch(self._show_trajectory, "trajectory_of")
@@ -235,18 +235,18 @@ class CheckpointsPage(pn.viewable.Viewer):
         controls = pn.Column(
             pn.pane.Markdown("**A/B comparison** on the hour and region below, same member seeds:"),
             time_controls(self.state), region_controls(self.state),
-            pn.widgets.Select.from_param(self.param.ckpt_a, name="A", width=w),
-            pn.widgets.Select.from_param(self.param.ckpt_b, name="B", width=w),
-            pn.Row(pn.widgets.IntInput.from_param(self.param.members, name="Members", width=80),
-                   pn.widgets.IntInput.from_param(self.param.steps, name="Steps", width=80),
-                   pn.widgets.IntInput.from_param(self.param.seed, name="Seed", width=90)),
+            pn.widgets.Select.from_param(self.param.ckpt_a, label="A", width=w),
+            pn.widgets.Select.from_param(self.param.ckpt_b, label="B", width=w),
+            pn.Row(pn.widgets.IntInput.from_param(self.param.members, label="Members", width=80),
+                   pn.widgets.IntInput.from_param(self.param.steps, label="Steps", width=80),
+                   pn.widgets.IntInput.from_param(self.param.seed, label="Seed", width=90)),
             self._cmp_btn, self._jobs, width=CONTROL_WIDTH + 20,
         )
         registry = pn.Column(
             pn.pane.Markdown("### Registered checkpoints\n`pretrained/` first, then each directory of "
                              "`$PPVIZ_CHECKPOINTS`; the first of a name wins."),
             self._table,
-            pn.widgets.Select.from_param(self.param.card, name="Model card of", width=300),
+            pn.widgets.Select.from_param(self.param.card, label="Model card of", width=300),
             self._card, sizing_mode="stretch_width")
         traj = pn.Column(
             pn.pane.Markdown("### Denoising trajectory of member 0\nPress play: the sampler's state x and its "

@@ -103,10 +103,10 @@ class SharedState(param.Parameterized):
 def time_controls(state: SharedState) -> pn.Column:
     """Date picker (limited to the data), hour, and previous/next-hour buttons for ``state.time``."""
     first, last = state.first, state.last
-    date = pn.widgets.DatePicker(name="Date (UTC)", start=first.date(), end=last.date(), width=150)
-    hour = pn.widgets.Select(name="Hour", options=[f"{h:02d}:00" for h in range(24)], width=90)
-    prev = pn.widgets.Button(name="◀ hour", width=70, description="one hour earlier")
-    nxt = pn.widgets.Button(name="hour ▶", width=70, description="one hour later")
+    date = pn.widgets.DatePicker(label="Date (UTC)", start=first.date(), end=last.date(), width=150)
+    hour = pn.widgets.Select(label="Hour", options=[f"{h:02d}:00" for h in range(24)], width=90)
+    prev = pn.widgets.Button(label="◀ hour", width=70, description="one hour earlier")
+    nxt = pn.widgets.Button(label="hour ▶", width=70, description="one hour later")
     note = pn.pane.Markdown(f"Data: {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC",
                             styles={"font-size": "0.8em", "color": "#555"}, margin=(0, 10))
     busy = {"on": False}
@@ -141,8 +141,8 @@ def time_controls(state: SharedState) -> pn.Column:
 
 def region_controls(state: SharedState) -> pn.Column:
     """Named-region select and the custom box input (typing a box selects 'custom')."""
-    sel = pn.widgets.Select.from_param(state.param.region, name="Region", width=CONTROL_WIDTH - 20)
-    box = pn.widgets.TextInput.from_param(state.param.box, name="Custom box: lat0,lat1,lon0,lon1",
+    sel = pn.widgets.Select.from_param(state.param.region, label="Region", width=CONTROL_WIDTH - 20)
+    box = pn.widgets.TextInput.from_param(state.param.box, label="Custom box: lat0,lat1,lon0,lon1",
                                           placeholder="e.g. 44,48,5,12", width=CONTROL_WIDTH - 20)
 
     def typed(event):

@@ -47,7 +47,7 @@ class DataMapPage(pn.viewable.Viewer):
 
     def __panel__(self):
         controls = pn.Row(
-            pn.widgets.Select.from_param(self.param.region, name="Region"),
-            pn.widgets.DatetimePicker.from_param(self.param.time, name="Time (UTC)", enable_seconds=False),
+            pn.widgets.Select.from_param(self.param.region, label="Region"),
+            pn.widgets.DatetimePicker.from_param(self.param.time, label="Time (UTC)", enable_seconds=False),
         )
         return pn.Column(controls, pn.bind(self._maps, self.param.region, self.param.time), sizing_mode="stretch_width")

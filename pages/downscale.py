@@ -106,12 +106,12 @@ class DownscalePage(pn.viewable.Viewer):
         self._status = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._scores = pn.pane.Markdown("", width=CONTROL_WIDTH)
         self._jobs = JobView(on_done=lambda jobs: self._refresh(), on_message=self._show)
-        self._run_btn = pn.widgets.Button(name="Run ensemble", button_type="primary", width=130)
+        self._run_btn = pn.widgets.Button(label="Run ensemble", color="primary", width=130)
         self._run_btn.on_click(self._on_run)
         self._nc = pn.widgets.FileDownload(callback=self._netcdf, filename="ppviz-ensemble.nc", label="netCDF",
-                                           button_type="success", width=125, disabled=True)
+                                           color="success", width=125, disabled=True)
         self._png = pn.widgets.FileDownload(callback=self._png_bytes, filename="ppviz-view.png", label="PNG",
-                                            button_type="success", width=125, disabled=True)
+                                            color="success", width=125, disabled=True)
         if not labels:
             self._messages.objects = [alert("No diffusion checkpoint is registered: train one with `ppviz train "
                                             "diffusion` or point PPVIZ_CHECKPOINTS at a directory of checkpoints. "
@@ -499,16 +499,16 @@ class DownscalePage(pn.viewable.Viewer):
 
     # -- layout -----------------------------------------------------------------------------
     def __panel__(self):
-        ckpt = pn.widgets.Select.from_param(self.param.checkpoint, name="Diffusion checkpoint",
+        ckpt = pn.widgets.Select.from_param(self.param.checkpoint, label="Diffusion checkpoint",
                                             width=CONTROL_WIDTH - 20)
         settings = pn.Row(
-            pn.widgets.IntInput.from_param(self.param.members, name="Members", width=80),
-            pn.widgets.IntInput.from_param(self.param.steps, name="Steps", width=80),
-            pn.widgets.IntInput.from_param(self.param.seed, name="Seed", width=90),
+            pn.widgets.IntInput.from_param(self.param.members, label="Members", width=80),
+            pn.widgets.IntInput.from_param(self.param.steps, label="Steps", width=80),
+            pn.widgets.IntInput.from_param(self.param.seed, label="Seed", width=90),
         )
-        member = pn.widgets.IntSlider.from_param(self.param.member, name="Member on the big map",
+        member = pn.widgets.IntSlider.from_param(self.param.member, label="Member on the big map",
                                                  width=CONTROL_WIDTH - 20)
-        shown = pn.widgets.MultiChoice.from_param(self.param.shown, name="Members in mean, spread, curves (empty: all)",
+        shown = pn.widgets.MultiChoice.from_param(self.param.shown, label="Members in mean, spread, curves (empty: all)",
                                                   width=CONTROL_WIDTH - 20)
         controls = pn.Column(
             time_controls(self.state), region_controls(self.state), self._overview, ckpt, settings,

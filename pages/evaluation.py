@@ -60,12 +60,12 @@ class EvaluationPage(pn.viewable.Viewer):
         sync_url(self, {"checkpoint": "eval_ckpt", "start": "eval_start", "end": "eval_end", "members": "eval_members",
                         "steps": "eval_steps", "seed": "eval_seed", "directory": "eval_dir"},
                  on_error=url_messages(self._url_note, self))
-        self._run_btn = pn.widgets.Button(name="Evaluate range", button_type="primary", width=140)
+        self._run_btn = pn.widgets.Button(label="Evaluate range", color="primary", width=140)
         self._run_btn.on_click(self._on_run)
-        self._load_btn = pn.widgets.Button(name="Load directory", button_type="default", width=140)
+        self._load_btn = pn.widgets.Button(label="Load directory", color="default", width=140)
         self._load_btn.on_click(self._on_load)
         self._json = pn.widgets.FileDownload(callback=self._metrics_json, filename="metrics.json",
-                                             label="metrics.json", button_type="success", width=140, disabled=True)
+                                             label="metrics.json", color="success", width=140, disabled=True)
 
     def _show(self, *objs):
         self._messages.objects = list(objs)
@@ -221,16 +221,16 @@ class EvaluationPage(pn.viewable.Viewer):
         w = CONTROL_WIDTH - 20
         controls = pn.Column(
             pn.pane.Markdown("**Run the metrics** for a range of hours (inclusive) over the region:"),
-            pn.widgets.TextInput.from_param(self.param.start, name="Start (YYYY-MM-DDTHH:00)", width=w),
-            pn.widgets.TextInput.from_param(self.param.end, name="End", width=w),
+            pn.widgets.TextInput.from_param(self.param.start, label="Start (YYYY-MM-DDTHH:00)", width=w),
+            pn.widgets.TextInput.from_param(self.param.end, label="End", width=w),
             region_controls(self.state),
-            pn.widgets.Select.from_param(self.param.checkpoint, name="Diffusion checkpoint", width=w),
-            pn.Row(pn.widgets.IntInput.from_param(self.param.members, name="Members", width=80),
-                   pn.widgets.IntInput.from_param(self.param.steps, name="Steps", width=80),
-                   pn.widgets.IntInput.from_param(self.param.seed, name="Seed", width=90)),
+            pn.widgets.Select.from_param(self.param.checkpoint, label="Diffusion checkpoint", width=w),
+            pn.Row(pn.widgets.IntInput.from_param(self.param.members, label="Members", width=80),
+                   pn.widgets.IntInput.from_param(self.param.steps, label="Steps", width=80),
+                   pn.widgets.IntInput.from_param(self.param.seed, label="Seed", width=90)),
             self._run_btn, self._jobs,
             pn.pane.Markdown("**Or load** a directory written by `ppviz evaluate` (`metrics.json` and `metrics.nc`):"),
-            pn.widgets.TextInput.from_param(self.param.directory, name="Directory on the server", width=w),
+            pn.widgets.TextInput.from_param(self.param.directory, label="Directory on the server", width=w),
             self._load_btn, self._json,
             width=CONTROL_WIDTH + 20,
         )

@@ -42,7 +42,7 @@ class GibbsPage(LazyPage):
         self._maps = pn.pane.HoloViews(None, linked_axes=True, sizing_mode="stretch_width")
         self._lower = pn.pane.HoloViews(None, sizing_mode="stretch_width")
         self._table = pn.pane.DataFrame(None, width=640, index=False, float_format="{:.4g}".format)
-        self._lat_slider = pn.widgets.FloatSlider(name="Profile latitude (°N)", start=0, end=1, step=0.25,
+        self._lat_slider = pn.widgets.FloatSlider(label="Profile latitude (°N)", start=0, end=1, step=0.25,
                                                   width=CONTROL_WIDTH - 20)
         self._lat_slider.param.watch(self._profile_moved, "value_throttled")
         self._fields = None
@@ -122,11 +122,11 @@ class GibbsPage(LazyPage):
 
     def __panel__(self):
         # recompute when the slider is released, not on every pixel of a drag
-        cutoff = pn.widgets.FloatSlider(name="Cutoff wavelength (km)", start=60, end=1500, step=10,
+        cutoff = pn.widgets.FloatSlider(label="Cutoff wavelength (km)", start=60, end=1500, step=10,
                                         value=self.cutoff_km, width=CONTROL_WIDTH - 20)
         cutoff.param.watch(lambda e: setattr(self, "cutoff_km", float(e.new)), "value_throttled")
         self.param.watch(lambda e: setattr(cutoff, "value", float(e.new)), "cutoff_km")
-        method = pn.widgets.RadioButtonGroup.from_param(self.param.method, name="Method", width=CONTROL_WIDTH - 20)
+        method = pn.widgets.RadioButtonGroup.from_param(self.param.method, label="Method", width=CONTROL_WIDTH - 20)
         controls = pn.Column(time_controls(self.state), region_controls(self.state), cutoff, method,
                              self._lat_slider, width=CONTROL_WIDTH + 20)
         intro = pn.pane.Markdown(

@@ -29,7 +29,7 @@ class JobView(pn.viewable.Viewer):
         self.progress = pn.indicators.Progress(name="progress", value=0, max=100, visible=False, width=width,
                                                bar_color="info")
         self.text = pn.pane.Markdown("", width=width + 20)
-        self.cancel_button = pn.widgets.Button(name="Cancel", button_type="warning", width=90, disabled=True)
+        self.cancel_button = pn.widgets.Button(label="Cancel", color="warning", width=90, disabled=True)
         self.cancel_button.on_click(self.cancel)
 
     @property

@@ -112,7 +112,7 @@ class LatentPage(LazyPage):
         return hv.Layout([mesh, dry, dec]).cols(3).opts(shared_axes=False)
 
     def __panel__(self):
-        pick = pn.widgets.Select.from_param(self.param.pp_checkpoint, name="PP checkpoint", width=CONTROL_WIDTH - 20)
+        pick = pn.widgets.Select.from_param(self.param.pp_checkpoint, label="PP checkpoint", width=CONTROL_WIDTH - 20)
         controls = pn.Column(time_controls(self.state), region_controls(self.state), pick, self._scores,
                              width=CONTROL_WIDTH + 20)
         intro = pn.pane.Markdown(
