@@ -26,7 +26,7 @@ class JobView(pn.viewable.Viewer):
         self._on_done = on_done
         self._on_message = on_message
         self._poller = None
-        self.progress = pn.indicators.Progress(name="progress", value=0, max=100, visible=False, width=width,
+        self.progress = pn.indicators.Progress(label="progress", value=0, max=100, visible=False, width=width,
                                                bar_color="info")
         self.text = pn.pane.Markdown("", width=width + 20)
         self.cancel_button = pn.widgets.Button(label="Cancel", color="warning", width=90, disabled=True)
