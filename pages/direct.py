@@ -4,10 +4,10 @@ sources instead of through HoloViews' per-frame machinery.
 Why: an hour change on the Downscale page redraws a dozen maps and two curve panels. Through
 HoloViews streams the whole update cost ~220 ms of server time (a new element per plot, option
 lookups, range computation, and a recompute of the document's model graph); writing the data
-sources directly, ~23 ms (numbers and the browser benchmark in ``benchmarks/README.md``). HoloViews still builds every plot (layout, axes, colour bars, hover,
-coastline hooks) and rebuilds them whenever the set of plots or their shapes change (another
-region, another number of members); these helpers only replace the data of plots that keep
-their shape.
+sources directly, ~23 ms (numbers and the browser benchmark in ``benchmarks/README.md``).
+HoloViews still builds every plot (layout, axes, colour bars, hover, coastline hooks) and
+rebuilds them whenever the set of plots or their shapes change (another region, another number
+of members); these helpers only replace the data of plots that keep their shape.
 
 The plots are found by the DynamicMap the page created for them, so the page names its own
 plots and never depends on HoloViews' traversal order.
@@ -46,6 +46,14 @@ def element_plots(pane, dmaps: dict) -> list[dict]:
                 found[name] = p
         out.append(found)
     return out
+
+
+def drawn_plots(pane, dmaps: dict) -> list[dict] | None:
+    """:func:`element_plots`, or None unless every DynamicMap of ``dmaps`` is drawn in every root."""
+    roots = element_plots(pane, dmaps)
+    if not roots or any(len(found) != len(dmaps) for found in roots):
+        return None
+    return roots
 
 
 def _inside_overlay(plot) -> bool:

@@ -3,15 +3,15 @@
 HoloViews builds the maps and curves (DynamicMaps fed by one stream) whenever the region or
 the number of member slots changes. A new hour, a finished run or another member keeps every
 plot's shape, so then the new arrays go straight into the drawn Bokeh data sources
-(:mod:`pages.direct`): only new image data and curves travel to the browser, in one message. Runs go through the process-wide job queue
-(:mod:`ppviz.jobs`) and the result cache (:mod:`ppviz.explore.runs`).
+(:mod:`pages.direct`): only new image data and curves travel to the browser, in one message.
+Runs go through the process-wide job queue (:mod:`ppviz.jobs`) and the result cache
+(:mod:`ppviz.explore.runs`).
 """
 
 from __future__ import annotations
 
 import functools
 import io
-import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -23,7 +23,7 @@ import param
 
 from pages.common import (
     CONTROL_WIDTH, TP_MIN, WAVELENGTH_TICKS, SharedState, alert, coast_hook, error_text, frame_size, frozen_models,
-    grid_bounds, map_group, map_image, map_values, region_controls, style_group, sync_url, time_controls,
+    grid_bounds, log, map_group, map_image, map_values, region_controls, style_group, sync_url, time_controls,
     url_messages,
 )
 from pages import direct as D
@@ -32,8 +32,6 @@ from ppviz.explore import curves as C
 from ppviz.explore import models as M
 from ppviz.explore import runs as R
 from ppviz.pipeline import MAX_MEMBERS
-
-log = logging.getLogger("ppviz.dashboard")
 
 MAX_SLOTS = 8  # members drawn in the grid (the slider reaches all of them)
 _OVERVIEW_GROUPS: dict = {}
@@ -229,12 +227,10 @@ class DownscalePage(pn.viewable.Viewer):
     def _draw_in_place(self, view: View, overview: bool) -> bool:
         """Write ``view``'s arrays into the drawn Bokeh sources; False when the plots are not all
         drawn (not displayed yet), so HoloViews must draw them."""
-        maps = D.element_plots(self._maps, self._map_dmaps)
-        curves = D.element_plots(self._curves, self._curve_dmaps)
-        ov = D.element_plots(self._overview, self._ov_dmaps) if overview else []
-        if (not maps or any(len(m) != len(self._map_dmaps) for m in maps)
-                or not curves or any(len(c) != len(self._curve_dmaps) for c in curves)
-                or (overview and (not ov or any(len(o) != len(self._ov_dmaps) for o in ov)))):
+        maps = D.drawn_plots(self._maps, self._map_dmaps)
+        curves = D.drawn_plots(self._curves, self._curve_dmaps)
+        ov = D.drawn_plots(self._overview, self._ov_dmaps) if overview else []
+        if maps is None or curves is None or ov is None:
             return False
         try:
             fields = {name: self._field(name, view) for name in self._map_dmaps}
@@ -246,11 +242,13 @@ class DownscalePage(pn.viewable.Viewer):
             for plots in curves:
                 self._set_spectra(plots["spectra"], *spectra)
                 self._set_qq(plots["qq"], *qq)
+            if ov:
+                domain = map_values(M.coarse_overview(self.state.ds, view.inputs.time).values, "tp")
             for plots in ov:
                 overview_map = D.layers(plots["overview"]).get(self.OVERVIEW_LABEL, [None])[0]
                 if overview_map is None:
                     return False
-                D.set_image(overview_map, map_values(M.coarse_overview(self.state.ds, view.inputs.time).values, "tp"))
+                D.set_image(overview_map, domain)
         except (KeyError, ValueError):  # a plot of another shape: let HoloViews redraw
             log.debug("in-place redraw not possible", exc_info=True)
             return False
@@ -402,8 +400,8 @@ class DownscalePage(pn.viewable.Viewer):
                              return_wavelength=True)
             curves = {"truth": (wl, p)}
         empty = (np.array([1000.0, 100.0]), np.array([np.nan, np.nan]))
-        return paths, {name: (curves.get(name, empty)[0], np.maximum(curves.get(name, empty)[1], 1e-12))
-                       for name in self.SPEC_STYLE}
+        curves = {name: curves.get(name, empty) for name in self.SPEC_STYLE}
+        return paths, {name: (wl, np.maximum(p, 1e-12)) for name, (wl, p) in curves.items()}
 
     def _set_spectra(self, plot, paths, curves) -> None:
         layers = D.layers(plot)
