@@ -19,6 +19,7 @@ from pages.downscale import DownscalePage
 from pages.evaluation import EvaluationPage
 from pages.gibbs import GibbsPage
 from pages.latent import LatentPage
+from pages.safe import markdown, text
 from ppviz.explore import models as M
 from ppviz.maps import configure_cartopy
 
@@ -80,8 +81,8 @@ def create_app():
 
     tabs.param.watch(shown, "active")
     shown()
-    header = pn.pane.Markdown(
-        f"**Device: {M.device_label()}** · data: {ds.attrs.get('source', '?')} · "
+    header = markdown(
+        f"**Device: {M.device_label()}** · data: {text(ds.attrs.get('source', '?'))} · "
         f"{str(ds.time.values[0])[:13]} to {str(ds.time.values[-1])[:13]}",
         styles={"color": "white"}, sizing_mode="stretch_width",
     )

@@ -15,6 +15,7 @@ from pages.common import (
     region_controls, sync_url, time_controls, url_messages,
 )
 from pages.jobview import JobView
+from pages.safe import SafeDocument, markdown, text
 from ppviz.explore import curves as C
 from ppviz.explore import models as M
 from ppviz.explore import runs as R
@@ -71,10 +72,10 @@ class CheckpointsPage(pn.viewable.Viewer):
         self._messages = pn.Column(sizing_mode="stretch_width")
         self._url_note = pn.Column(sizing_mode="stretch_width")  # ignored URL values
         self._table = pn.pane.DataFrame(registry_table(), index=False, sizing_mode="stretch_width", max_height=260)
-        self._card = pn.pane.Markdown("", sizing_mode="stretch_width", max_height=520, styles={"overflow-y": "auto"})
+        self._card = SafeDocument("", sizing_mode="stretch_width", max_height=520, styles={"overflow-y": "auto"})
         self._cmp_maps = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._cmp_curves = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
-        self._cmp_scores = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self._cmp_scores = markdown("", sizing_mode="stretch_width")
         self._traj_stream = TrajStream()
         self._traj = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._player = pn.widgets.Player(label="Denoising step", start=0, end=1, value=0, interval=400,
@@ -135,7 +136,7 @@ class CheckpointsPage(pn.viewable.Viewer):
         runs = {tag: R.cached(req) for tag, req in self._pending.items()}
         missing = [t for t, r in runs.items() if r is None]
         if missing:
-            self._show(alert(f"Run {missing[0]} is no longer in the cache; press Compare again.", "warning"))
+            self._show(alert(f"Run {text(missing[0])} is no longer in the cache; press Compare again.", "warning"))
             return
         self._runs = runs
         with pn.io.hold():
@@ -189,9 +190,9 @@ class CheckpointsPage(pn.viewable.Viewer):
         self._cmp_curves.object = hv.Layout(items).cols(2).opts(shared_axes=False)
         ca, cb = C.crps_scores(ea), C.crps_scores(eb)
         if ca:
-            rows = [f"| A: {a.request.checkpoint} | {next(iter(ca.values())):.4f} | {a.seconds:.1f} s |",
-                    f"| B: {b.request.checkpoint} | {next(iter(cb.values())):.4f} | {b.seconds:.1f} s |"]
-            rows += [f"| {k} | {v:.4f} | |" for k, v in list(ca.items())[1:]]
+            rows = [f"| A: {text(a.request.checkpoint)} | {next(iter(ca.values())):.4f} | {a.seconds:.1f} s |",
+                    f"| B: {text(b.request.checkpoint)} | {next(iter(cb.values())):.4f} | {b.seconds:.1f} s |"]
+            rows += [f"| {text(k)} | {v:.4f} | |" for k, v in list(ca.items())[1:]]
             self._cmp_scores.object = ("**CRPS of each ensemble (fair; MAE for baselines), mm/h**, same hour, region "
                                        f"and member seeds ({a.request.members} members, {a.request.steps} steps, "
                                        f"seed {a.request.seed})\n\n| forecast | CRPS | run time |\n|---|---|---|\n"
@@ -233,7 +234,7 @@ class CheckpointsPage(pn.viewable.Viewer):
     def __panel__(self):
         w = CONTROL_WIDTH - 20
         controls = pn.Column(
-            pn.pane.Markdown("**A/B comparison** on the hour and region below, same member seeds:"),
+            markdown("**A/B comparison** on the hour and region below, same member seeds:"),
             time_controls(self.state), region_controls(self.state),
             pn.widgets.Select.from_param(self.param.ckpt_a, label="A", width=w),
             pn.widgets.Select.from_param(self.param.ckpt_b, label="B", width=w),
@@ -243,16 +244,16 @@ class CheckpointsPage(pn.viewable.Viewer):
             self._cmp_btn, self._jobs, width=CONTROL_WIDTH + 20,
         )
         registry = pn.Column(
-            pn.pane.Markdown("### Registered checkpoints\n`pretrained/` first, then each directory of "
+            markdown("### Registered checkpoints\n`pretrained/` first, then each directory of "
                              "`$PPVIZ_CHECKPOINTS`; the first of a name wins."),
             self._table,
             pn.widgets.Select.from_param(self.param.card, label="Model card of", width=300),
             self._card, sizing_mode="stretch_width")
         traj = pn.Column(
-            pn.pane.Markdown("### Denoising trajectory of member 0\nPress play: the sampler's state x and its "
+            markdown("### Denoising trajectory of member 0\nPress play: the sampler's state x and its "
                              "denoised estimate at each kept step (from the comparison run)."),
             pn.Row(pn.widgets.RadioButtonGroup.from_param(self.param.trajectory_of, width=120), self._player),
             self._traj, sizing_mode="stretch_width")
-        main = pn.Column(self._url_note, self._messages, registry, pn.pane.Markdown("### A/B comparison"), self._cmp_scores,
+        main = pn.Column(self._url_note, self._messages, registry, markdown("### A/B comparison"), self._cmp_scores,
                          self._cmp_maps, self._cmp_curves, traj, sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")

@@ -13,6 +13,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from pages.safe import alert, markdown, text
 from ppviz.explore import models as _models
 from ppviz.maps import map_features
 
@@ -107,7 +108,7 @@ def time_controls(state: SharedState) -> pn.Column:
     hour = pn.widgets.Select(label="Hour", options=[f"{h:02d}:00" for h in range(24)], width=90)
     prev = pn.widgets.Button(label="◀ hour", width=70, description="one hour earlier")
     nxt = pn.widgets.Button(label="hour ▶", width=70, description="one hour later")
-    note = pn.pane.Markdown(f"Data: {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC",
+    note = markdown(f"Data: {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC",
                             styles={"font-size": "0.8em", "color": "#555"}, margin=(0, 10))
     busy = {"on": False}
 
@@ -153,16 +154,13 @@ def region_controls(state: SharedState) -> pn.Column:
     return pn.Column(sel, box, width=CONTROL_WIDTH)
 
 
-def alert(message: str, kind: str = "danger", **kw) -> pn.pane.Alert:
-    return pn.pane.Alert(message, alert_type=kind, sizing_mode="stretch_width", **kw)
-
-
 def error_text(exc: BaseException) -> str:
-    """What a page shows for a failure: the message of a ValueError (bad input), else the type too."""
+    """What a page shows for a failure, as Markdown text: the message of a ValueError (bad input),
+    else the type too. Messages quote input (names, paths, values), so they are escaped."""
     if isinstance(exc, ValueError):
-        return str(exc)
+        return text(exc)
     log.exception("dashboard error")
-    return f"Unexpected error ({type(exc).__name__}): {exc}. The app keeps running; see the server log."
+    return text(f"Unexpected error ({type(exc).__name__}): {exc}. The app keeps running; see the server log.")
 
 
 def grid_bounds(lat, lon):
@@ -263,7 +261,8 @@ def url_error_text(values: dict, obj: param.Parameterized | None = None) -> str:
     for name, value in values.items():
         p = obj.param[name] if obj is not None and name in obj.param else None
         parts.append(f"{name}={value!r}" + (f" (allowed: {allowed_values(p)})" if p is not None else ""))
-    return "Ignored URL settings that are not valid here: " + "; ".join(parts)
+    # the values come straight from a link: shown as text, never as markup
+    return text("Ignored URL settings that are not valid here: " + "; ".join(parts))
 
 
 class LazyPage(pn.viewable.Viewer):

@@ -8,6 +8,7 @@ import panel as pn
 import param
 
 from pages.common import coastline_overlay, field_image
+from pages.safe import alert, markdown, text
 from ppviz.data.regions import NAMED_REGIONS, Region
 from ppviz.data.source import load_dataset, select_time
 
@@ -36,13 +37,13 @@ class DataMapPage(pn.viewable.Viewer):
             reg = Region.parse(region)
             step = reg.subset(select_time(self._ds, pd.Timestamp(time).floor("h")))
         except ValueError as exc:
-            return pn.pane.Alert(str(exc), alert_type="danger")
+            return alert(text(exc))
         paths, message = coastline_overlay(reg.bounds)
         when = pd.Timestamp(step.time.values).strftime("%Y-%m-%d %H:%M UTC")
         tp = field_image(step["tp"], kind="tp", title=f"TP (mm/h), {when}")
         vimd = field_image(step["vimd"], kind="diverging", title=f"VIMD (mm/h), {when}")
         layout = hv.Layout([hv.Overlay([tp, *paths]), hv.Overlay([vimd, *paths])]).cols(2)
-        note = pn.pane.Markdown(f"*{message}*  \nData: {self._ds.attrs.get('source', '?')}", sizing_mode="stretch_width")
+        note = markdown(f"*{text(message)}*  \nData: {text(self._ds.attrs.get('source', '?'))}", sizing_mode="stretch_width")
         return pn.Column(pn.pane.HoloViews(layout, sizing_mode="stretch_width", linked_axes=True), note, sizing_mode="stretch_width")
 
     def __panel__(self):

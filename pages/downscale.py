@@ -28,6 +28,7 @@ from pages.common import (
 )
 from pages import direct as D
 from pages.jobview import JobView
+from pages.safe import code, markdown, text
 from ppviz.explore import curves as C
 from ppviz.explore import models as M
 from ppviz.explore import runs as R
@@ -101,8 +102,8 @@ class DownscalePage(pn.viewable.Viewer):
         self._curves = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._overview = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="fixed")
         self._messages = pn.Column(sizing_mode="stretch_width")
-        self._status = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
-        self._scores = pn.pane.Markdown("", width=CONTROL_WIDTH)
+        self._status = markdown("", sizing_mode="stretch_width", margin=(0, 10))
+        self._scores = markdown("", width=CONTROL_WIDTH)
         self._jobs = JobView(on_done=lambda jobs: self._refresh(), on_message=self._show)
         self._run_btn = pn.widgets.Button(label="Run ensemble", color="primary", width=130)
         self._run_btn.on_click(self._on_run)
@@ -147,7 +148,7 @@ class DownscalePage(pn.viewable.Viewer):
             self._show(alert(error_text(exc)))
             if self._view is not None:
                 v = self._view
-                self._status.object = (f"**Showing the last valid view ({v.when} UTC, {v.inputs.region.title}).** "
+                self._status.object = (f"**Showing the last valid view ({v.when} UTC, {text(v.inputs.region.title)}).** "
                                        "Fix the input above.")
                 return
             try:  # nothing shown yet (e.g. a bad link): show the default region meanwhile
@@ -158,7 +159,7 @@ class DownscalePage(pn.viewable.Viewer):
                 except Exception:  # noqa: BLE001
                     return
             self._set_view(view, req)
-            self._status.object = (f"**Showing {view.when} UTC over {view.inputs.region.title} instead.** "
+            self._status.object = (f"**Showing {view.when} UTC over {text(view.inputs.region.title)} instead.** "
                                    "Fix the input above.")
             return
         if self._messages.objects and any(getattr(o, "alert_type", "") == "danger" for o in self._messages.objects):
@@ -260,19 +261,19 @@ class DownscalePage(pn.viewable.Viewer):
         if run is not None:
             r = run.request
             what = (f"ensemble of {r.members} members x {r.steps} Heun steps, seed {r.seed}, "
-                    f"`{r.checkpoint}` (computed in {run.seconds:.1f} s)")
+                    f"{code(r.checkpoint)} (computed in {run.seconds:.1f} s)")
         elif self.checkpoint:
             what = "no ensemble for these settings yet: press **Run ensemble**"
         else:
             what = "no diffusion checkpoint"
-        self._status.object = f"**Showing {view.when} UTC** · {reg.title} · {what}"
+        self._status.object = f"**Showing {view.when} UTC** · {text(reg.title)} · {what}"
         self._nc.disabled = self._png.disabled = run is None
         if run is not None:
             stem = f"ppviz_{reg.slug_or_box.replace(',', '_')}_{view.inputs.time:%Y%m%dT%H}"
             self._nc.filename = stem + ".nc"
             self._png.filename = stem + ".png"
             scores = C.crps_scores(run.ensemble, view.shown)
-            rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in scores.items())
+            rows = "\n".join(f"| {text(k)} | {v:.4f} |" for k, v in scores.items())
             self._scores.object = f"**Scores vs truth (mm/h)**\n\n| forecast | score |\n|---|---|\n{rows}" if rows else ""
         else:
             self._scores.object = ""
@@ -511,7 +512,7 @@ class DownscalePage(pn.viewable.Viewer):
         controls = pn.Column(
             time_controls(self.state), region_controls(self.state), self._overview, ckpt, settings,
             pn.Row(self._run_btn, self._jobs.cancel_button), self._jobs.progress, self._jobs.text, member, shown,
-            pn.pane.Markdown("**Export**", margin=(0, 10)), pn.Row(self._nc, self._png), self._scores,
+            markdown("**Export**", margin=(0, 10)), pn.Row(self._nc, self._png), self._scores,
             width=CONTROL_WIDTH + 20,
         )
         main = pn.Column(self._messages, self._status, self._maps, self._curves, sizing_mode="stretch_width")

@@ -16,6 +16,7 @@ from pages.common import (
     url_messages,
 )
 from pages.jobview import JobView
+from pages.safe import markdown, text
 from ppviz.explore import evaluation as E
 from ppviz.explore import models as M
 from ppviz.jobs import default_queue
@@ -53,7 +54,7 @@ class EvaluationPage(pn.viewable.Viewer):
         self.result: E.EvaluationResult | None = None
         self._messages = pn.Column(sizing_mode="stretch_width")
         self._url_note = pn.Column(sizing_mode="stretch_width")  # ignored URL values
-        self._summary = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self._summary = markdown("", sizing_mode="stretch_width")
         self._curves = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._maps = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._jobs = JobView(on_done=self._done, on_message=self._show)
@@ -94,7 +95,7 @@ class EvaluationPage(pn.viewable.Viewer):
         except Exception as exc:  # noqa: BLE001
             self._show(alert(error_text(exc)))
             return
-        self._show(alert(f"Loaded {res.source}", "success"))
+        self._show(alert(f"Loaded {text(res.source)}", "success"))
         self._set_result(res)
 
     def _set_result(self, res: E.EvaluationResult):
@@ -121,17 +122,17 @@ class EvaluationPage(pn.viewable.Viewer):
             return format(v, fmt) if isinstance(v, (int, float)) and v is not None else "—"
 
         s, st = res.scalars, res.settings
-        lines = [f"**Source:** {res.source}"]
+        lines = [f"**Source:** {text(res.source)}"]
         if st:
             shown = {k: v for k, v in st.items() if k not in ("history", "diffusion_checkpoint_sha256")}
-            lines.append(" · ".join(f"{k}: {v}" for k, v in shown.items()))
+            lines.append(" · ".join(f"{text(k)}: {text(v)}" for k, v in shown.items()))
         crps = s.get("crps", {})
         if crps:
             skill = s.get("crps_skill_score", {})
-            rows = "\n".join(f"| {k} | {num(v)} | {num(skill.get(k), '.3f') if k != 'ensemble' else '—'} |"
+            rows = "\n".join(f"| {text(k)} | {num(v)} | {num(skill.get(k), '.3f') if k != 'ensemble' else '—'} |"
                              for k, v in crps.items())
             lines.append("| forecast | CRPS / MAE (mm/h) | CRPS skill of the ensemble vs it |\n|---|---|---|\n" + rows)
-        extra = [f"{k}: {num(s[k], '.3f') if isinstance(s[k], float) else s[k]}"
+        extra = [f"{k}: {num(s[k], '.3f') if isinstance(s[k], float) else text(s[k])}"
                  for k in ("n_times", "n_members", "spread_skill_ratio") if k in s]
         if extra:
             lines.append(" · ".join(extra))
@@ -220,7 +221,7 @@ class EvaluationPage(pn.viewable.Viewer):
     def __panel__(self):
         w = CONTROL_WIDTH - 20
         controls = pn.Column(
-            pn.pane.Markdown("**Run the metrics** for a range of hours (inclusive) over the region:"),
+            markdown("**Run the metrics** for a range of hours (inclusive) over the region:"),
             pn.widgets.TextInput.from_param(self.param.start, label="Start (YYYY-MM-DDTHH:00)", width=w),
             pn.widgets.TextInput.from_param(self.param.end, label="End", width=w),
             region_controls(self.state),
@@ -229,7 +230,7 @@ class EvaluationPage(pn.viewable.Viewer):
                    pn.widgets.IntInput.from_param(self.param.steps, label="Steps", width=80),
                    pn.widgets.IntInput.from_param(self.param.seed, label="Seed", width=90)),
             self._run_btn, self._jobs,
-            pn.pane.Markdown("**Or load** a directory written by `ppviz evaluate` (`metrics.json` and `metrics.nc`):"),
+            markdown("**Or load** a directory written by `ppviz evaluate` (`metrics.json` and `metrics.nc`):"),
             pn.widgets.TextInput.from_param(self.param.directory, label="Directory on the server", width=w),
             self._load_btn, self._json,
             width=CONTROL_WIDTH + 20,

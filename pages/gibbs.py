@@ -12,6 +12,7 @@ from pages.common import (
     WAVELENGTH_TICKS, CONTROL_WIDTH, LazyPage, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
     region_controls, sync_url, time_controls, url_messages,
 )
+from pages.safe import markdown
 from ppviz.explore import ringing as G
 from ppviz.spectral import DEFAULT_CUTOFF_KM
 
@@ -129,12 +130,12 @@ class GibbsPage(LazyPage):
         method = pn.widgets.RadioButtonGroup.from_param(self.param.method, label="Method", width=CONTROL_WIDTH - 20)
         controls = pn.Column(time_controls(self.state), region_controls(self.state), cutoff, method,
                              self._lat_slider, width=CONTROL_WIDTH + 20)
-        intro = pn.pane.Markdown(
+        intro = markdown(
             "Keeping only wavelengths above the cutoff rings at rain edges when applied to TP (red x: negative rain "
             "below -0.01 mm/h; magenta o: drizzle > 0.1 mm/h where it was dry). Truncating the smooth PP field and decoding "
             "it does not. The profile follows the row with the sharpest rain edge unless you move it.",
             sizing_mode="stretch_width")
         main = pn.Column(self._url_note, self._messages, intro, self._maps, self._lower,
-                         pn.pane.Markdown("**Diagnostics** (against the original TP)"), self._table,
+                         markdown("**Diagnostics** (against the original TP)"), self._table,
                          sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import panel as pn
 
 from pages.common import CONTROL_WIDTH, alert
+from pages.safe import markdown, text
 from ppviz.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING
 
 POLL_MS = 200
@@ -28,7 +29,7 @@ class JobView(pn.viewable.Viewer):
         self._poller = None
         self.progress = pn.indicators.Progress(label="progress", value=0, max=100, visible=False, width=width,
                                                bar_color="info")
-        self.text = pn.pane.Markdown("", width=width + 20)
+        self.text = markdown("", width=width + 20)
         self.cancel_button = pn.widgets.Button(label="Cancel", color="warning", width=90, disabled=True)
         self.cancel_button.on_click(self.cancel)
 
@@ -75,14 +76,14 @@ class JobView(pn.viewable.Viewer):
                 self.progress.value = int(round(100 * frac))
                 j = running[0]
                 more = f" ({len(jobs)} jobs)" if len(jobs) > 1 else ""
-                self.text.object = f"Running{more}: {j.message} ({frac:.0%}, {j.elapsed:.1f} s)"
+                self.text.object = f"Running{more}: {text(j.message)} ({frac:.0%}, {j.elapsed:.1f} s)"
             return
         self.jobs = []
         self._stop()
         failed = [j for j in jobs if j.status == FAILED]
         if failed:
             self.text.object = "Failed."
-            self._on_message(alert(f"The run failed: {failed[0].error}"))
+            self._on_message(alert(f"The run failed: {text(failed[0].error)}"))
         elif any(j.status == CANCELLED for j in jobs):
             self.text.object = "Cancelled."
             self._on_message(alert("The run was cancelled; the queue is free for the next one.", "info"))

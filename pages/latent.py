@@ -11,6 +11,7 @@ from pages.common import (
     CONTROL_WIDTH, LazyPage, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
     region_controls, sync_url, time_controls, url_messages,
 )
+from pages.safe import markdown, text
 from ppviz.explore import latent as L
 from ppviz.explore import models as M
 
@@ -40,7 +41,7 @@ class LatentPage(LazyPage):
         self._maps = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._dist = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._funcs = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
-        self._scores = pn.pane.Markdown("", width=CONTROL_WIDTH)
+        self._scores = markdown("", width=CONTROL_WIDTH)
         state.param.watch(self._changed, ["time", "region", "box"])
         self.param.watch(self._changed, ["pp_checkpoint"])
         sync_url(self, {"pp_checkpoint": "pp_ckpt"}, on_error=url_messages(self._url_note, self))
@@ -61,7 +62,7 @@ class LatentPage(LazyPage):
             s = f["scores"]
             self._scores.object = (
                 "**PP of this hour and region**\n\n| score | value |\n|---|---|\n"
-                + "\n".join(f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in s.items())
+                + "\n".join(f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {text(k)} | {text(v)} |" for k, v in s.items())
             )
 
     def _map_layout(self, f, region):
@@ -115,7 +116,7 @@ class LatentPage(LazyPage):
         pick = pn.widgets.Select.from_param(self.param.pp_checkpoint, label="PP checkpoint", width=CONTROL_WIDTH - 20)
         controls = pn.Column(time_controls(self.state), region_controls(self.state), pick, self._scores,
                              width=CONTROL_WIDTH + 20)
-        intro = pn.pane.Markdown(
+        intro = markdown(
             "The encoder blends TP with VIMD into one smooth field: where it rains PP follows TP, where it is "
             "dry PP follows -VIMD (moisture convergence). Its distribution should be standard normal; the "
             "decoder maps PP back to TP (exactly 0 in the dry part of PP space).", sizing_mode="stretch_width")

@@ -1,7 +1,9 @@
 """Start the dashboard (``app.py`` at the repository root) with ``panel serve``, secure by default.
 
 Defaults: bind ``127.0.0.1`` only, accept websocket connections only from pages served as
-``localhost:PORT`` or ``127.0.0.1:PORT``, one process, a ``/liveness`` endpoint, no login.
+``localhost:PORT`` or ``127.0.0.1:PORT``, one process, a ``/liveness`` endpoint, no login, security
+headers on every response (:mod:`ppviz.http_headers`; ``PPVIZ_FRAME_ANCESTORS`` lists origins
+that may frame the app, none by default).
 Everything else is opt-in, by ``ppviz serve`` flag or environment variable (a flag wins):
 
   --port                    PPVIZ_PORT              1..65535 (default 5006)
@@ -45,7 +47,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
+from ppviz.http_headers import frame_ancestors
+
 APP = Path(__file__).resolve().parents[1] / "app.py"
+SERVE_SETUP = Path(__file__).resolve().with_name("serve_setup.py")
 
 DEFAULT_PORT = 5006
 DEFAULT_ADDRESS = "127.0.0.1"
@@ -199,6 +204,7 @@ class ServeSettings:
                 f"--cookie-secret is too short ({len(self.cookie_secret)} characters); allowed at least "
                 f"{MIN_COOKIE_SECRET}, e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
+        frame_ancestors()  # PPVIZ_FRAME_ANCESTORS, read by the server's security headers: refuse it here
         if self.basic_auth and self.oauth_provider:
             raise ValueError("choose one login: --basic-auth or --oauth-provider, not both")
         if self.oauth_provider is not None and not re.match(r"^[a-z][a-z0-9_]*$", self.oauth_provider):
@@ -303,6 +309,7 @@ def panel_serve_args(settings: ServeSettings) -> list[str]:
     for origin in s.origins:
         args += ["--allow-websocket-origin", origin]
     args += ["--num-procs", str(s.num_procs), "--liveness", "--liveness-endpoint", LIVENESS_ENDPOINT]
+    args += ["--setup", str(SERVE_SETUP)]  # security headers on every response (ppviz.http_headers)
     if s.prefix:
         args += ["--prefix", s.prefix]
     if s.use_xheaders:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from ppviz import serve as serve_mod
-from ppviz.serve import APP, ServeSettings, panel_serve_args, panel_serve_env
+from ppviz.serve import APP, SERVE_SETUP, ServeSettings, panel_serve_args, panel_serve_env
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "correct-horse-battery-staple"
@@ -41,7 +41,7 @@ def test_defaults_are_loopback_with_a_localhost_allow_list():
     assert panel_serve_args(s) == [
         str(APP), "--index", "app", "--port", "5006", "--address", "127.0.0.1",
         "--allow-websocket-origin", "localhost:5006", "--allow-websocket-origin", "127.0.0.1:5006",
-        "--num-procs", "1", "--liveness", "--liveness-endpoint", "liveness",
+        "--num-procs", "1", "--liveness", "--liveness-endpoint", "liveness", "--setup", str(SERVE_SETUP),
     ]
 
 
@@ -511,3 +511,33 @@ def test_resources_come_from_the_server_not_a_cdn(monkeypatch):
     monkeypatch.delenv("BOKEH_RESOURCES", raising=False)
     assert panel_serve_env(ServeSettings(), {})["BOKEH_RESOURCES"] == "server"
     assert panel_serve_env(ServeSettings(), {"BOKEH_RESOURCES": "cdn"})["BOKEH_RESOURCES"] == "cdn"
+
+
+@pytest.mark.parametrize("path,cookie", [("/liveness", False), ("/login", False), ("/app", True),
+                                         ("/static/js/bokeh.min.js", False)])
+def test_every_response_carries_the_security_headers(auth_server, login_cookies, path, cookie):
+    from ppviz.http_headers import security_headers
+
+    status, headers, _ = _http(auth_server["port"], "GET", path, {"Cookie": login_cookies} if cookie else {})
+    assert status in (200, 304, 404), (path, status)
+    for name, value in security_headers("").items():
+        assert headers.get(name) == value, (path, name, headers.get(name))
+    csp = headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "object-src 'none'" in csp and "connect-src 'self'" in csp
+
+
+def test_frame_ancestors_are_origins_only(monkeypatch):
+    from ppviz.http_headers import frame_ancestors, security_headers
+
+    assert frame_ancestors("") == "'none'"
+    h = security_headers("https://lms.example.org 'self'")
+    assert "frame-ancestors https://lms.example.org 'self'" in h["Content-Security-Policy"]
+    assert "X-Frame-Options" not in h  # it cannot name origins: CSP's frame-ancestors decides
+    assert security_headers("")["X-Frame-Options"] == "DENY"
+    for bad in ("*", "javascript:alert(1)", "https://a.org; script-src *", "'unsafe-inline'"):
+        with pytest.raises(ValueError, match="PPVIZ_FRAME_ANCESTORS.*is not an origin"):
+            frame_ancestors(bad)
+    # ppviz serve refuses a bad value before it starts a server
+    monkeypatch.setenv("PPVIZ_FRAME_ANCESTORS", "* evil")
+    with pytest.raises(ValueError, match="PPVIZ_FRAME_ANCESTORS"):
+        ServeSettings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -75,6 +76,49 @@ def ui_dir(tmp_path_factory) -> Path:
     return root
 
 
+@contextlib.contextmanager
+def serve_app(env_extra: dict, log_name: str):
+    """``panel serve app.py`` (with ``ppviz serve``'s security-header setup) on a free loopback
+    port with ``env_extra`` on top of this environment; yields the app's URL, stops it afterwards."""
+    port = _free_port()
+    log = open(Path(os.environ["PPVIZ_DATA_DIR"]) / log_name, "w")
+    env = dict(os.environ, PPVIZ_MAX_JOBS="1", PPVIZ_DEVICE="cpu",
+               BOKEH_RESOURCES="server", **env_extra)  # offline: no CDN, as ppviz serve does
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panel", "serve", str(REPO / "app.py"), "--port", str(port),
+         "--setup", str(REPO / "ppviz" / "serve_setup.py"),
+         "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness"],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    url = f"http://127.0.0.1:{port}/app"
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"panel serve exited with {proc.returncode}; see {log.name}")
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2)
+                break
+            except Exception:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("panel serve did not come up within 180 s")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def app_server():
+    """:func:`serve_app`, for tests that need a server of their own (other registry or roots)."""
+    return serve_app
+
+
 @pytest.fixture(scope="session")
 def app_url(ui_dir):
     """Serve app.py on a free loopback port for the whole session; stop it afterwards.
@@ -82,36 +126,9 @@ def app_url(ui_dir):
     The app sees two tiny untrained diffusion checkpoints (``tiny-diffusion`` preselected, so
     the tests stay fast whatever is in ``pretrained/``) and may load evaluations from ``ui_dir``.
     """
-    port = _free_port()
-    log = open(Path(os.environ["PPVIZ_DATA_DIR"]) / "panel-serve.log", "w")
-    env = dict(os.environ, PPVIZ_CHECKPOINTS=str(ui_dir / "checkpoints"), PPVIZ_DEFAULT_DIFFUSION="tiny-diffusion",
-               PPVIZ_EVAL_ROOTS=str(ui_dir), PPVIZ_MAX_JOBS="1", PPVIZ_DEVICE="cpu",
-               BOKEH_RESOURCES="server")  # offline: no CDN, as ppviz serve does
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "panel", "serve", str(REPO / "app.py"), "--port", str(port),
-         "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness"],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env,
-    )
-    url = f"http://127.0.0.1:{port}/app"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"panel serve exited with {proc.returncode}; see {log.name}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2)
-            break
-        except Exception:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("panel serve did not come up within 180 s")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with serve_app({"PPVIZ_CHECKPOINTS": str(ui_dir / "checkpoints"), "PPVIZ_DEFAULT_DIFFUSION": "tiny-diffusion",
+                    "PPVIZ_EVAL_ROOTS": str(ui_dir)}, "panel-serve.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
