@@ -11,8 +11,9 @@ import panel as pn
 import param
 
 from pages.common import (
+    url_state,
     WAVELENGTH_TICKS, CONTROL_WIDTH, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
-    region_controls, sync_url, time_controls, url_messages,
+    region_controls, time_controls,
 )
 from pages.jobview import JobView
 from pages.safe import SafeDocument, markdown, text
@@ -70,7 +71,6 @@ class CheckpointsPage(pn.viewable.Viewer):
             self.ckpt_b = others[0] if others else dnames[0]
         self._runs: dict[str, R.EnsembleRun] = {}
         self._messages = pn.Column(sizing_mode="stretch_width")
-        self._url_note = pn.Column(sizing_mode="stretch_width")  # ignored URL values
         self._table = pn.pane.DataFrame(registry_table(), index=False, sizing_mode="stretch_width", max_height=260)
         self._card = SafeDocument("", sizing_mode="stretch_width", max_height=520, styles={"overflow-y": "auto"})
         self._cmp_maps = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
@@ -82,9 +82,8 @@ class CheckpointsPage(pn.viewable.Viewer):
                                          loop_policy="loop", width=420, visible=False)
         self._player.param.watch(lambda e: self._traj_stream.event(frame=int(e.new)), "value")
         self._jobs = JobView(on_done=self._compared, on_message=self._show)
-        sync_url(self, {"card": "card", "ckpt_a": "ckpt_a", "ckpt_b": "ckpt_b", "members": "ab_members",
-                        "steps": "ab_steps", "seed": "ab_seed", "trajectory_of": "trajectory_of"},
-                 on_error=url_messages(self._url_note, self))
+        self._url_note = url_state(self, {"card": "card", "ckpt_a": "ckpt_a", "ckpt_b": "ckpt_b", "members": "ab_members",
+                                          "steps": "ab_steps", "seed": "ab_seed", "trajectory_of": "trajectory_of"})
         self._cmp_btn = pn.widgets.Button(label="Compare A and B", color="primary", width=150)
         self._cmp_btn.on_click(self._on_compare)
         self.param.watch(self._show_card, "card")

@@ -26,36 +26,6 @@ TP_MIN = 0.1  # mm/h; drier cells are drawn clear
 hv.renderer("bokeh").webgl = False
 
 
-def coastline_overlay(bounds):
-    """Coastlines and borders as HoloViews paths, plus the status message."""
-    feats = map_features(tuple(float(b) for b in bounds))
-    paths = [
-        hv.Path([np.column_stack(feats.lines[k])], kdims=["lon", "lat"]).opts(
-            color="black" if k == "coastline" else "#555555", line_width=1.0 if k == "coastline" else 0.6
-        )
-        for k in ("coastline", "borders")
-        if k in feats.lines
-    ]
-    return paths, feats.message
-
-
-def field_image(da, *, kind: str, title: str, clim=None):
-    """A lat/lon field as ``hv.Image`` (no reprojection). ``kind``: 'tp' (log, dry clear) or 'diverging'."""
-    lat, lon = da["lat"].values, da["lon"].values
-    values = np.asarray(da.values, dtype=np.float32)
-    res = float(lat[1] - lat[0])
-    bounds = (lon[0] - res / 2, lat[0] - res / 2, lon[-1] + res / 2, lat[-1] + res / 2)
-    if kind == "tp":
-        shown = np.where(values >= TP_MIN, values, np.nan)
-        img = hv.Image(shown[::-1], bounds=bounds, kdims=["lon", "lat"], vdims=[hv.Dimension("tp", unit="mm/h")])
-        img = img.opts(cmap="viridis", logz=True, clim=clim or (TP_MIN, 20.0), clipping_colors={"NaN": (0, 0, 0, 0)})
-    else:
-        lim = clim or (float(np.nanpercentile(np.abs(values), 99)) or 1.0)
-        img = hv.Image(values[::-1], bounds=bounds, kdims=["lon", "lat"], vdims=[hv.Dimension(da.name or "value", unit=da.attrs.get("units", ""))])
-        img = img.opts(cmap="RdBu_r", clim=(-lim, lim))
-    return img.opts(title=title, colorbar=True, tools=["hover"], data_aspect=1, responsive=True, min_height=380)
-
-
 # -- shared state and controls of every page ---------------------------------------------------
 
 
@@ -175,10 +145,7 @@ def image(values, bounds, *, kind: str, title: str = "", clim=None, label: str |
     """A map as ``hv.Image`` (row 0 = south): ``kind`` 'tp' (log, dry clear), 'pp' (diverging,
     fixed at +-3), 'diverging' (centred at 0, symmetric ``clim`` or 99th percentile), 'spread'
     (log, magma) or 'ratio' (log2 of a ratio, centred at 0)."""
-    v = np.asarray(values, dtype=np.float32)
-    if kind in ("tp", "spread"):
-        lo = TP_MIN if kind == "tp" else SPREAD_CLIM[0]
-        v = np.where(v >= lo, v, np.nan)
+    v = map_values(values, kind)
     dim = hv.Dimension(label or {"tp": "tp", "spread": "spread", "pp": "PP"}.get(kind, "value"),
                        unit="mm/h" if kind in ("tp", "spread") else None)
     img = hv.Image(v[::-1], bounds=bounds, kdims=["lon", "lat"], vdims=[dim])
@@ -198,19 +165,23 @@ def image(values, bounds, *, kind: str, title: str = "", clim=None, label: str |
                     clipping_colors={"NaN": (0, 0, 0, 0)}, fontsize={"title": 10})
 
 
+COAST_STYLE = (("coastline", "black", 1.0), ("borders", "#555555", 0.6))  # (feature, colour, width)
+
+
+def coast_lines(bounds_latlon):
+    """``[(xs, ys) or None, ...]`` in :data:`COAST_STYLE` order (None: not available), and the
+    status message of the map features (e.g. that Natural Earth files are missing)."""
+    feats = map_features(tuple(float(b) for b in bounds_latlon))
+    lines = [feats.lines[k] if k in feats.lines and len(feats.lines[k][0]) else None for k, _, _ in COAST_STYLE]
+    return lines, feats.message
+
+
 def coast_paths(bounds_latlon):
     """Exactly two paths (coastline, borders), empty when unavailable, so overlays keep one shape."""
-    from ppviz.maps import map_features
-
-    feats = map_features(tuple(float(b) for b in bounds_latlon))
-    out = []
-    for k, color, width in (("coastline", "black", 1.0), ("borders", "#555555", 0.6)):
-        if k in feats.lines and len(feats.lines[k][0]):
-            data = [np.column_stack(feats.lines[k])]
-        else:
-            data = []
-        out.append(hv.Path(data, kdims=["lon", "lat"]).opts(color=color, line_width=width))
-    return out, feats.message
+    lines, message = coast_lines(bounds_latlon)
+    out = [hv.Path([np.column_stack(xy)] if xy is not None else [], kdims=["lon", "lat"]).opts(color=color, line_width=width)
+           for xy, (_, color, width) in zip(lines, COAST_STYLE)]
+    return out, message
 
 
 def frame_size(region, width: int = 300, max_height: int = 420) -> dict:
@@ -243,6 +214,22 @@ def allowed_values(p: param.Parameter) -> str:
         values = list(objects.values()) if isinstance(objects, dict) else list(objects)
         return ", ".join(str(v) for v in values[:12]) + (", ..." if len(values) > 12 else "")
     return type(p).__name__.lower()
+
+
+def url_state(obj: param.Parameterized, mapping: dict) -> pn.Column:
+    """Keep ``obj``'s parameters in the URL (:func:`sync_url`); the returned column names the URL
+    values that were ignored, with what is allowed."""
+    note = pn.Column(sizing_mode="stretch_width")
+    sync_url(obj, mapping, on_error=url_messages(note, obj))
+    return note
+
+
+def offer_checkpoints(obj: param.Parameterized, name: str, kind: str) -> None:
+    """Offer the registered ``kind`` checkpoints in ``obj``'s selector ``name`` (labels with their
+    summaries); preselect the preferred one unless one is already chosen (e.g. from the URL)."""
+    obj.param[name].objects = _models.checkpoint_labels(kind)
+    if getattr(obj, name) is None:
+        setattr(obj, name, _models.preferred_checkpoint(kind))
 
 
 def url_messages(column: pn.Column, obj: param.Parameterized | None = None):
@@ -307,18 +294,15 @@ _KIND_STYLE = {
 
 def coast_hook(bounds_latlon):
     """A Bokeh plot hook that draws coastlines and borders of ``bounds_latlon`` once per figure."""
-    from ppviz.maps import map_features
-
-    feats = map_features(tuple(float(b) for b in bounds_latlon))
+    lines, _ = coast_lines(bounds_latlon)
 
     def hook(plot, element):
         fig = plot.state
         if "ppviz-coast" in fig.tags:
             return
-        for k, color, width in (("coastline", "black", 1.0), ("borders", "#555555", 0.6)):
-            if k in feats.lines and len(feats.lines[k][0]):
-                xs, ys = feats.lines[k]
-                fig.line(x=xs, y=ys, line_color=color, line_width=width)
+        for xy, (_, color, width) in zip(lines, COAST_STYLE):
+            if xy is not None:
+                fig.line(x=xy[0], y=xy[1], line_color=color, line_width=width)
         fig.tags = [*fig.tags, "ppviz-coast"]
 
     return hook

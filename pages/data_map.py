@@ -7,7 +7,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from pages.common import coastline_overlay, field_image
+from pages.common import coast_paths, grid_bounds, image
 from pages.safe import alert, markdown, text
 from ppviz.data.regions import NAMED_REGIONS, Region
 from ppviz.data.source import load_dataset, select_time
@@ -38,10 +38,12 @@ class DataMapPage(pn.viewable.Viewer):
             step = reg.subset(select_time(self._ds, pd.Timestamp(time).floor("h")))
         except ValueError as exc:
             return alert(text(exc))
-        paths, message = coastline_overlay(reg.bounds)
+        paths, message = coast_paths(reg.bounds)
         when = pd.Timestamp(step.time.values).strftime("%Y-%m-%d %H:%M UTC")
-        tp = field_image(step["tp"], kind="tp", title=f"TP (mm/h), {when}")
-        vimd = field_image(step["vimd"], kind="diverging", title=f"VIMD (mm/h), {when}")
+        bounds = grid_bounds(step["lat"].values, step["lon"].values)
+        size = dict(data_aspect=1, responsive=True, min_height=380)
+        tp = image(step["tp"].values, bounds, kind="tp", title=f"TP (mm/h), {when}").opts(**size)
+        vimd = image(step["vimd"].values, bounds, kind="diverging", title=f"VIMD (mm/h), {when}", label="vimd").opts(**size)
         layout = hv.Layout([hv.Overlay([tp, *paths]), hv.Overlay([vimd, *paths])]).cols(2)
         note = markdown(f"*{text(message)}*  \nData: {text(self._ds.attrs.get('source', '?'))}", sizing_mode="stretch_width")
         return pn.Column(pn.pane.HoloViews(layout, sizing_mode="stretch_width", linked_axes=True), note, sizing_mode="stretch_width")

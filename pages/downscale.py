@@ -22,6 +22,7 @@ import panel as pn
 import param
 
 from pages.common import (
+    offer_checkpoints,
     CONTROL_WIDTH, TP_MIN, WAVELENGTH_TICKS, SharedState, alert, coast_hook, error_text, frame_size, frozen_models,
     grid_bounds, log, map_group, map_image, map_values, region_controls, style_group, sync_url, time_controls,
     url_messages,
@@ -87,10 +88,7 @@ class DownscalePage(pn.viewable.Viewer):
     def __init__(self, state: SharedState, **params):
         super().__init__(**params)
         self.state = state
-        labels = M.checkpoint_labels("diffusion")
-        self.param.checkpoint.objects = labels
-        if self.checkpoint is None:
-            self.checkpoint = M.preferred_checkpoint("diffusion")
+        offer_checkpoints(self, "checkpoint", "diffusion")
         self._stream = ViewStream()
         self._ov_stream = OverviewStream()
         self._view: View | None = None
@@ -111,7 +109,7 @@ class DownscalePage(pn.viewable.Viewer):
                                            color="success", width=125, disabled=True)
         self._png = pn.widgets.FileDownload(callback=self._png_bytes, filename="ppviz-view.png", label="PNG",
                                             color="success", width=125, disabled=True)
-        if not labels:
+        if not self.param.checkpoint.objects:
             self._messages.objects = [alert("No diffusion checkpoint is registered: train one with `ppviz train "
                                             "diffusion` or point PPVIZ_CHECKPOINTS at a directory of checkpoints. "
                                             "The inputs and truth are shown without an ensemble.", "warning")]

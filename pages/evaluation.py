@@ -12,13 +12,12 @@ import panel as pn
 import param
 
 from pages.common import (
-    WAVELENGTH_TICKS, CONTROL_WIDTH, SharedState, alert, error_text, grid_bounds, image, region_controls, sync_url,
-    url_messages,
+    offer_checkpoints, url_state,
+    WAVELENGTH_TICKS, CONTROL_WIDTH, SharedState, alert, error_text, grid_bounds, image, region_controls,
 )
 from pages.jobview import JobView
 from pages.safe import markdown, text
 from ppviz.explore import evaluation as E
-from ppviz.explore import models as M
 from ppviz.jobs import default_queue
 
 SOURCE_STYLE = {"truth": ("black", 2.5), "ensemble": ("#1f77b4", 2.5), "bicubic": ("#ff7f0e", 1.5),
@@ -43,9 +42,7 @@ class EvaluationPage(pn.viewable.Viewer):
     def __init__(self, state: SharedState, **params):
         super().__init__(**params)
         self.state = state
-        self.param.checkpoint.objects = M.checkpoint_labels("diffusion")
-        if self.checkpoint is None:
-            self.checkpoint = M.preferred_checkpoint("diffusion")
+        offer_checkpoints(self, "checkpoint", "diffusion")
         t = state.timestamp
         if not self.start:
             self.start = t.strftime("%Y-%m-%dT%H:00")
@@ -53,14 +50,13 @@ class EvaluationPage(pn.viewable.Viewer):
             self.end = min(t + pd.Timedelta(hours=5), state.last).strftime("%Y-%m-%dT%H:00")
         self.result: E.EvaluationResult | None = None
         self._messages = pn.Column(sizing_mode="stretch_width")
-        self._url_note = pn.Column(sizing_mode="stretch_width")  # ignored URL values
         self._summary = markdown("", sizing_mode="stretch_width")
         self._curves = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._maps = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._jobs = JobView(on_done=self._done, on_message=self._show)
-        sync_url(self, {"checkpoint": "eval_ckpt", "start": "eval_start", "end": "eval_end", "members": "eval_members",
-                        "steps": "eval_steps", "seed": "eval_seed", "directory": "eval_dir"},
-                 on_error=url_messages(self._url_note, self))
+        self._url_note = url_state(self, {"checkpoint": "eval_ckpt", "start": "eval_start", "end": "eval_end",
+                                          "members": "eval_members", "steps": "eval_steps", "seed": "eval_seed",
+                                          "directory": "eval_dir"})
         self._run_btn = pn.widgets.Button(label="Evaluate range", color="primary", width=140)
         self._run_btn.on_click(self._on_run)
         self._load_btn = pn.widgets.Button(label="Load directory", color="default", width=140)

@@ -9,8 +9,9 @@ import panel as pn
 import param
 
 from pages.common import (
+    url_state,
     WAVELENGTH_TICKS, CONTROL_WIDTH, LazyPage, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
-    region_controls, sync_url, time_controls, url_messages,
+    region_controls, time_controls,
 )
 from pages.safe import markdown
 from ppviz.explore import ringing as G
@@ -39,7 +40,6 @@ class GibbsPage(LazyPage):
         super().__init__(**params)
         self.state = state
         self._messages = pn.Column(sizing_mode="stretch_width")
-        self._url_note = pn.Column(sizing_mode="stretch_width")  # ignored URL values
         self._maps = pn.pane.HoloViews(None, linked_axes=True, sizing_mode="stretch_width")
         self._lower = pn.pane.HoloViews(None, sizing_mode="stretch_width")
         self._table = pn.pane.DataFrame(None, width=640, index=False, float_format="{:.4g}".format)
@@ -50,8 +50,7 @@ class GibbsPage(LazyPage):
         state.param.watch(self._reset_profile, ["region", "box"])
         state.param.watch(self._changed, ["time", "region", "box"])
         self.param.watch(self._changed, ["cutoff_km", "method", "profile_lat"])
-        sync_url(self, {"cutoff_km": "cutoff", "method": "method", "profile_lat": "profile_lat"},
-                 on_error=url_messages(self._url_note, self))
+        self._url_note = url_state(self, {"cutoff_km": "cutoff", "method": "method", "profile_lat": "profile_lat"})
 
     def _reset_profile(self, *_):
         self.profile_lat = None

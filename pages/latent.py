@@ -8,8 +8,9 @@ import panel as pn
 import param
 
 from pages.common import (
+    offer_checkpoints, url_state,
     CONTROL_WIDTH, LazyPage, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
-    region_controls, sync_url, time_controls, url_messages,
+    region_controls, time_controls,
 )
 from pages.safe import markdown, text
 from ppviz.explore import latent as L
@@ -33,18 +34,15 @@ class LatentPage(LazyPage):
     def __init__(self, state: SharedState, **params):
         super().__init__(**params)
         self.state = state
-        self.param.pp_checkpoint.objects = M.checkpoint_labels("pp")
-        if self.pp_checkpoint is None:
-            self.pp_checkpoint = M.preferred_checkpoint("pp")
+        offer_checkpoints(self, "pp_checkpoint", "pp")
         self._messages = pn.Column(sizing_mode="stretch_width")
-        self._url_note = pn.Column(sizing_mode="stretch_width")  # ignored URL values
         self._maps = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._dist = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._funcs = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._scores = markdown("", width=CONTROL_WIDTH)
         state.param.watch(self._changed, ["time", "region", "box"])
         self.param.watch(self._changed, ["pp_checkpoint"])
-        sync_url(self, {"pp_checkpoint": "pp_ckpt"}, on_error=url_messages(self._url_note, self))
+        self._url_note = url_state(self, {"pp_checkpoint": "pp_ckpt"})
 
     def _update(self) -> None:
         try:

@@ -52,7 +52,6 @@ def tags_of(rendered: str) -> list[tuple[str, dict]]:
 
 def _render_like_the_pages(md: str) -> str:
     """What pages/safe.py's Markdown panes send to the browser for ``md``."""
-    import panel as pn
 
     from pages.safe import markdown
 

@@ -58,11 +58,11 @@ FIND_INJECTED = """(mark) => {
 
 
 def url_parameters() -> set[str]:
-    """Every URL parameter the app reads: the values of each ``sync_url(obj, {...})`` mapping."""
+    """Every URL parameter the app reads: the values of each ``sync_url``/``url_state(obj, {...})`` mapping."""
     names = set()
     for path in [REPO / "app.py", *(REPO / "pages").glob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "sync_url" and len(node.args) > 1:
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("sync_url", "url_state") and len(node.args) > 1:
                 mapping = node.args[1]
                 if isinstance(mapping, ast.Dict):
                     names |= {v.value for v in mapping.values if isinstance(v, ast.Constant)}
