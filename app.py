@@ -19,7 +19,7 @@ from pages.downscale import DownscalePage
 from pages.evaluation import EvaluationPage
 from pages.gibbs import GibbsPage
 from pages.latent import LatentPage
-from ppviz.explore import models as M
+from ppviz.views import cache as M
 from ppviz.maps import configure_cartopy
 
 configure_cartopy()

@@ -15,9 +15,9 @@ from pages.common import (
     region_controls, sync_url, time_controls, url_messages,
 )
 from pages.jobview import JobView
-from ppviz.explore import curves as C
-from ppviz.explore import models as M
-from ppviz.explore import runs as R
+from ppviz.views import curves as C
+from ppviz.views import cache as M
+from ppviz.views import runs as R
 from ppviz.pipeline import MAX_MEMBERS
 
 TrajStream = hv.streams.Stream.define("TrajStream", frame=0)

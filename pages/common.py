@@ -13,7 +13,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from ppviz.explore import models as _models
+from ppviz.views import cache as _models
 from ppviz.maps import map_features
 
 TP_MIN = 0.1  # mm/h; drier cells are drawn clear

@@ -5,7 +5,7 @@ the number of member slots changes. A new hour, a finished run or another member
 plot's shape, so then the new arrays go straight into the drawn Bokeh data sources
 (:mod:`pages.direct`): only new image data and curves travel to the browser, in one message.
 Runs go through the process-wide job queue (:mod:`ppviz.jobs`) and the result cache
-(:mod:`ppviz.explore.runs`).
+(:mod:`ppviz.views.runs`).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from pages.common import (
 )
 from pages import direct as D
 from pages.jobview import JobView
-from ppviz.explore import curves as C
-from ppviz.explore import models as M
-from ppviz.explore import runs as R
+from ppviz.views import curves as C
+from ppviz.views import cache as M
+from ppviz.views import runs as R
 from ppviz.pipeline import MAX_MEMBERS
 
 MAX_SLOTS = 8  # members drawn in the grid (the slider reaches all of them)

@@ -16,8 +16,8 @@ from pages.common import (
     url_messages,
 )
 from pages.jobview import JobView
-from ppviz.explore import evaluation as E
-from ppviz.explore import models as M
+from ppviz.views import evaluation as E
+from ppviz.views import cache as M
 from ppviz.jobs import default_queue
 
 SOURCE_STYLE = {"truth": ("black", 2.5), "ensemble": ("#1f77b4", 2.5), "bicubic": ("#ff7f0e", 1.5),

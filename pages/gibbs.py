@@ -12,7 +12,7 @@ from pages.common import (
     WAVELENGTH_TICKS, CONTROL_WIDTH, LazyPage, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
     region_controls, sync_url, time_controls, url_messages,
 )
-from ppviz.explore import ringing as G
+from ppviz.views import ringing as G
 from ppviz.spectral import DEFAULT_CUTOFF_KM
 
 MAX_MARKS = 4000  # marked cells drawn per kind (a regular subsample beyond)

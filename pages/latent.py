@@ -11,8 +11,8 @@ from pages.common import (
     CONTROL_WIDTH, LazyPage, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
     region_controls, sync_url, time_controls, url_messages,
 )
-from ppviz.explore import latent as L
-from ppviz.explore import models as M
+from ppviz.views import latent as L
+from ppviz.views import cache as M
 
 
 def _seamless_quads(plot, element):

@@ -205,7 +205,7 @@ def _cmd_train_diffusion(args) -> int:
     from ppviz.data.regions import Region
     from ppviz.data.source import load_dataset
     from ppviz.diffusion.downscaler import DownscalerConfig, residual_std, static_channels
-    from ppviz.diffusion.training import DiffusionTrainConfig, train_diffusion
+    from ppviz.training.diffusion_loop import DiffusionTrainConfig, train_diffusion
     from ppviz.models.unet import UNetConfig
     from ppviz.pipeline import Models
     from ppviz.training.diffusion import diffusion_model_card, encode_fine_pp, format_heldout, heldout_scores
@@ -251,7 +251,7 @@ def _cmd_train_diffusion(args) -> int:
     t0 = time.perf_counter()
     ema = train_diffusion(pp_fine, static, grid, train_cfg, state_dir, model_config=model_cfg, resume=args.resume)
     seconds = time.perf_counter() - t0
-    from ppviz.diffusion.training import read_log
+    from ppviz.training.diffusion_loop import read_log
 
     log = read_log(state_dir / "train_log.jsonl")
     if log:

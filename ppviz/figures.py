@@ -53,11 +53,11 @@ def draw_field(ax, values, lat, lon, *, kind: str, title: str, lim: float | None
 
 
 def ensemble_png(run, *, member: int = 0, members=None, dpi: int = 100) -> bytes:
-    """PNG of an :class:`ppviz.explore.runs.EnsembleRun`: inputs, PP, a member, mean, spread,
+    """PNG of an :class:`ppviz.views.runs.EnsembleRun`: inputs, PP, a member, mean, spread,
     truth, and the power spectra."""
     from matplotlib.figure import Figure
 
-    from ppviz.explore.curves import mean_and_spread, selected, spectra
+    from ppviz.views.curves import mean_and_spread, selected, spectra
     from ppviz.maps import map_features
 
     ens = run.ensemble

@@ -1,6 +1,6 @@
 """``ppviz train diffusion``: data preparation, held-out scores and the model card.
 
-The loop itself (crops, EMA, resume) is :func:`ppviz.diffusion.training.train_diffusion`.
+The loop itself (crops, EMA, resume) is :func:`ppviz.training.diffusion_loop.train_diffusion`.
 
 Training pairs are made exactly as :mod:`ppviz.pipeline` makes its inputs with
 ``coarse_from="fine"``: the fine tp and vimd are encoded with the PP checkpoint, and the coarse

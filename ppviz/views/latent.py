@@ -21,7 +21,7 @@ def pp_fields(ds, time, region, pp_name: str | None = None) -> dict:
     import pandas as pd
 
     from ppviz.data.source import select_time
-    from ppviz.explore.models import load_pp
+    from ppviz.views.cache import load_pp
     from ppviz.metrics.pp import pp_scores
 
     model = load_pp(pp_name).model

@@ -64,7 +64,7 @@ class EvalRequest:
 
     def validate(self, ds):
         from ppviz.data.regions import Region
-        from ppviz.explore.models import check_checkpoint
+        from ppviz.views.cache import check_checkpoint
         from ppviz.pipeline import check_request
 
         check_request(self.members, self.steps)
@@ -94,7 +94,7 @@ class EvaluationResult:
 def evaluate_range(request: EvalRequest, job=None, *, ds=None) -> EvaluationResult:
     """Downscale each hour of ``request`` and score them like ``ppviz evaluate``."""
     from ppviz.evaluation import evaluate_ensemble
-    from ppviz.explore.models import dataset, load_models
+    from ppviz.views.cache import dataset, load_models
     from ppviz.pipeline import downscale_time
 
     ds = dataset() if ds is None else ds

@@ -53,7 +53,7 @@ def gibbs_fields(ds, time, region, *, cutoff_km: float, method: str = "dct", pp_
     import pandas as pd
 
     from ppviz.data.source import select_time
-    from ppviz.explore.models import load_pp
+    from ppviz.views.cache import load_pp
     from ppviz.metrics import gibbs_comparison
     from ppviz.models.pp import decode_numpy, encode_numpy
     from ppviz.spectral import rapsd

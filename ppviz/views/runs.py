@@ -42,7 +42,7 @@ class RunRequest:
         """The :class:`Region`, after checking every field; ValueError naming what is wrong."""
         from ppviz.data.regions import Region
         from ppviz.data.source import parse_time
-        from ppviz.explore.models import check_checkpoint
+        from ppviz.views.cache import check_checkpoint
         from ppviz.pipeline import check_request
 
         check_request(self.members, self.steps)
@@ -127,7 +127,7 @@ def _frames_kept(steps: int) -> set[int]:
 
 def run_ensemble(request: RunRequest, job: Job | None = None, *, ds=None, trajectory: bool = True) -> EnsembleRun:
     """Run ``request`` now (in this thread), reporting to ``job`` after every sampler step."""
-    from ppviz.explore.models import dataset, load_models
+    from ppviz.views.cache import dataset, load_models
     from ppviz.pipeline import downscale_time
 
     region = request.validate()
