@@ -16,7 +16,7 @@ import param
 from ppviz.views import cache as _models
 from ppviz.maps import map_features
 
-TP_MIN = 0.1  # mm/h; drier cells are drawn clear
+from ppviz.constants import DRY_THRESHOLD_MMH as TP_MIN  # mm/h; drier cells are drawn clear
 
 # Canvas, not WebGL: our plots are small (images, a few hundred line points), and without a GPU
 # (headless or remote browsers, many laptops) Chromium's software WebGL makes every repaint copy

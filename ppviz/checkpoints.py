@@ -52,6 +52,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ppviz import __version__
+from ppviz.io import json_ready
 
 FORMAT = "ppviz-checkpoint"
 FORMAT_VERSION = 1
@@ -260,34 +261,8 @@ def _manifest_from_header(header: Mapping[str, Mapping]) -> dict[str, list]:
 
 
 def _jsonable(obj: Any, where: str = "extra") -> Any:
-    """Plain JSON types; numpy/torch scalars and arrays, paths, tuples and dataclasses converted.
-
-    Non-finite floats (NaN, inf) become None so that config.json stays strict JSON.
-    """
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        obj = dataclasses.asdict(obj)
-    if isinstance(obj, Mapping):
-        out = {}
-        for k, v in obj.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{where}: key {k!r} is not a string")
-            out[k] = _jsonable(v, f"{where}.{k}")
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
-    if isinstance(obj, torch.Tensor):
-        return _jsonable(obj.detach().cpu().tolist(), where)
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist(), where)
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item(), where)
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if obj is None or isinstance(obj, (str, bool, int)):
-        return obj
-    raise TypeError(f"{where}: {type(obj).__name__} is not JSON-able")
+    """:func:`ppviz.io.json_ready`, strict: anything not JSON-able is a TypeError naming where it is."""
+    return json_ready(obj, where, strict=True)
 
 
 def _dumps(obj: Any, level: int = 0) -> str:

@@ -142,7 +142,7 @@ def gibbs_of_truth(ds: xr.Dataset, *, max_times: int = GIBBS_MAX_TIMES) -> dict:
     if not ok.any():
         return {"skipped": "no time step with a finite truth"}
     lat = ds["lat"].values
-    from ppviz.spectral import EARTH_RADIUS_KM
+    from ppviz.constants import EARTH_RADIUS_KM
 
     dx = float(np.deg2rad(abs(lat[1] - lat[0])) * EARTH_RADIUS_KM)
     res = gibbs_comparison(tp[ok], pp[ok], partial(decode_numpy, ck.model), dx_km=dx)

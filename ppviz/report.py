@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ppviz.constants import DRY_THRESHOLD_MMH, KM_PER_DEG
+
 __all__ = [
     "FIGURES", "date_maps_figure", "format_table", "percentile_ratio_figure", "qq_figure",
     "rank_histogram_figure", "save_figure", "spectra_figure", "summary_rows", "write_report",
@@ -47,10 +49,10 @@ FIGURES = {
     "percentile_ratio": "percentile_ratio.png",
     "maps": "maps.png",
 }
-#: mm/h; tp below this is drawn clear (transparent) on maps.
-DRY_CLEAR = 0.01
+#: mm/h; tp below this is drawn clear (transparent) on maps (the dashboard's threshold too).
+DRY_CLEAR = DRY_THRESHOLD_MMH
 #: 1 deg cell, km: the coarse grid's Nyquist wavelength is twice this.
-ONE_DEG_KM = 111.2
+ONE_DEG_KM = KM_PER_DEG
 
 _STYLE = {
     "truth": {"color": "black", "lw": 2.2, "label": "truth"},

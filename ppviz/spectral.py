@@ -41,14 +41,13 @@ import scipy.fft
 import scipy.sparse
 from scipy.signal import windows as _windows
 
+from ppviz.constants import EARTH_RADIUS_KM, FINE_DX_KM, KM_PER_DEG  # noqa: F401 (re-exported)
+
 __all__ = [
     "DEFAULT_CUTOFF_KM", "EARTH_RADIUS_KM", "KM_PER_DEG", "RadialBins", "gibbs_diagnostics",
     "preprocess", "radial_bins", "rapsd", "rapsd_xr", "truncate",
 ]
 
-EARTH_RADIUS_KM = 6371.0
-#: Length of one degree of latitude (great-circle arc), 111.195 km.
-KM_PER_DEG = float(np.deg2rad(1.0) * EARTH_RADIUS_KM)
 #: Default truncation wavelength: the 1 deg scale, ``2 * 111.195 km`` = 222.39 km.  This is the
 #: Nyquist wavelength (two grid lengths) of a 1 deg grid, i.e. the shortest wave the coarse
 #: 1 deg model can represent; truncating the 0.25 deg field there mimics the coarse input.
@@ -390,7 +389,7 @@ def _lowpass_mask_dct(ny: int, nx: int, dx: float, kc: float) -> np.ndarray:
     return np.hypot(ky, kx) <= kc
 
 
-def truncate(field, cutoff_km: float = DEFAULT_CUTOFF_KM, dx_km: float = 27.8, method: str = "fft"):
+def truncate(field, cutoff_km: float = DEFAULT_CUTOFF_KM, dx_km: float = FINE_DX_KM, method: str = "fft"):
     """Sharp spectral low-pass on the same grid: keep wavelengths >= ``cutoff_km``.
 
     Keeps the modes with ``|k| = sqrt(kx**2 + ky**2) <= 1 / cutoff_km`` (relative tolerance

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-EARTH_RADIUS_KM = 6371.0
-FINE_RES_DEG = 0.25
+from ppviz.constants import EARTH_RADIUS_KM, FINE_RES_DEG  # noqa: F401 (re-exported)
+
 COARSE_FACTOR = 4
 
 

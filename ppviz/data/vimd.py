@@ -13,7 +13,7 @@ with ``q`` specific humidity (kg/kg), ``V = (u, v)`` the wind (m/s), ``p`` press
           \left( \frac{\partial F_x}{\partial\lambda}
                + \frac{\partial (F_y \cos\varphi)}{\partial\varphi} \right),
 
-``a = 6371 km`` (:data:`ppviz.data.grid.EARTH_RADIUS_KM`), ``lambda``/``phi`` longitude and
+``a = 6371 km`` (:data:`ppviz.constants.EARTH_RADIUS_KM`), ``lambda``/``phi`` longitude and
 latitude in radians. The result in kg m-2 s-1 is multiplied by 3600 to give mm/h (1 kg m-2 of
 water is 1 mm). Negative VIMD is moisture convergence (where it tends to rain), as ERA5's
 parameter 213 ``vimd``.
@@ -57,12 +57,11 @@ import xarray as xr
 
 from ppviz.data.canonical import VARIABLE_ATTRS
 from ppviz.data.era5 import find_variable, normalise_units, open_netcdf, tidy_era5
-from ppviz.data.grid import EARTH_RADIUS_KM, Grid
+from ppviz.constants import EARTH_RADIUS_M
+from ppviz.data.grid import Grid
 
 #: Standard gravity, m s-2.
 G = 9.80665
-#: Earth radius, m.
-EARTH_RADIUS_M = EARTH_RADIUS_KM * 1000.0
 SECONDS_PER_HOUR = 3600.0
 
 PRESSURE_LEVEL_DIMS = ("pressure_level", "isobaricInhPa", "plev")

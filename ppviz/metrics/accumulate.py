@@ -37,7 +37,8 @@ from ppviz.metrics._stream import Accumulator, ExactSum, _batch, _copy_state, _G
 from ppviz.metrics.distribution import DEFAULT_QUANTILE_LEVELS, DEFAULT_WET_THRESHOLDS
 from ppviz.metrics.ensemble import _crps_sorted, _ranks_numpy
 from ppviz.metrics.errors import DEFAULT_FSS_SCALES, DEFAULT_FSS_THRESHOLDS, fractions
-from ppviz.spectral import EARTH_RADIUS_KM, rapsd
+from ppviz.constants import EARTH_RADIUS_KM
+from ppviz.spectral import rapsd
 
 __all__ = [
     "Accumulator", "BiasAccumulator", "CRPSAccumulator", "ExactSum", "FSSAccumulator", "QuantileHistogramAccumulator",

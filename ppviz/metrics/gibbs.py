@@ -23,13 +23,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ppviz.spectral import DEFAULT_CUTOFF_KM, EARTH_RADIUS_KM, gibbs_diagnostics, truncate
+from ppviz.constants import EARTH_RADIUS_KM, FINE_DX_KM
+from ppviz.spectral import DEFAULT_CUTOFF_KM, gibbs_diagnostics, truncate
 
 __all__ = ["FINE_DX_KM", "gibbs_comparison"]
-
-#: Spacing of the 0.25 deg fine grid, km (the default when ``dx_km`` cannot be derived).
-FINE_DX_KM = float(np.deg2rad(0.25) * EARTH_RADIUS_KM)
-
 
 def _dx_from(a) -> float | None:
     dims = getattr(a, "dims", None)
