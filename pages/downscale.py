@@ -488,7 +488,7 @@ class DownscalePage(pn.viewable.Viewer):
                 return io.BytesIO(f.read())
 
     def _png_bytes(self):
-        from ppviz.figures import ensemble_png
+        from ppviz.views.figures import ensemble_png
 
         v = self._view
         if v is None or v.run is None:

@@ -368,7 +368,7 @@ def _cmd_downscale(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from ppviz.evaluation import evaluate_ensemble, open_ensemble, parse_baselines, write_outputs
-    from ppviz.report import format_table
+    from ppviz.evaluation.report import format_table
 
     _check_range("--max-map-dates", args.max_map_dates, 0, 24)
     _check_range("--time-chunk", args.time_chunk, 1, 10**6)
@@ -395,9 +395,9 @@ def _cmd_evaluate(args) -> int:
             if cluster is not None and not args.scheduler:
                 cluster.close()
     paths = write_outputs(ev, ds, args.out, max_map_dates=args.max_map_dates)
-    print(f"{args.ensemble}: {ev.info['n_times']} times x {ev.info['n_members']} members, "
-          f"region {ev.info.get('region', '?')}, model {ev.info.get('diffusion_checkpoint', '?')}")
-    print(format_table(ev.metrics.scalars, ev.gibbs))
+    print(f"{args.ensemble}: {ev.settings['n_times']} times x {ev.settings['n_members']} members, "
+          f"region {ev.settings.get('region', '?')}, model {ev.settings.get('diffusion_checkpoint', '?')}")
+    print(format_table(ev.scalars, ev.gibbs))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 

@@ -19,7 +19,7 @@ from ppviz.diffusion import Downscaler, DownscalerConfig
 from ppviz.models.pp import PPAutoencoder, PPConfig
 from ppviz.models.unet import UNetConfig
 from ppviz.pipeline import Job, Models, downscale, downscale_time
-from ppviz.report import FIGURES
+from ppviz.evaluation.figures import FIGURES
 from ppviz.tp_target import LogTPTransform, target_of, transform_from_extra
 
 REGION = "alps"

@@ -1,4 +1,4 @@
-"""The computations behind the dashboard (ppviz.views, ppviz.figures) on a tiny untrained model."""
+"""The computations behind the dashboard (ppviz.views, ppviz.views.figures) on a tiny untrained model."""
 
 from __future__ import annotations
 
@@ -176,7 +176,7 @@ def test_evaluation_round_trip_and_roots(tiny, tmp_path, monkeypatch):
 
 
 def test_ensemble_png(run):
-    from ppviz.figures import ensemble_png
+    from ppviz.views.figures import ensemble_png
 
     png = ensemble_png(run, member=1, members=[0, 1])
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000

@@ -1,42 +1,32 @@
-"""Evaluation over a date range as a queue job, and evaluation directories on disk.
+"""The Evaluation page's view-model: metrics over a date range as a queue job; directories to load.
 
 :func:`evaluate_range` downscales every hour of a range over a region (reporting progress per
 sampler step to its :class:`ppviz.jobs.Job`), assembles the hours into a ``ppviz downscale``
-output and scores it with :func:`ppviz.evaluation.evaluate_ensemble`, the same code as
+output and scores it with :func:`ppviz.evaluation.run.evaluate_ensemble`, the same code as
 ``ppviz evaluate`` (streaming metrics, per-cell percentile ratios, the Gibbs comparison of the
 truth, the ensemble-mean field as an extra deterministic forecast).
 
-An *evaluation directory* is what ``ppviz evaluate`` writes:
-
-- ``metrics.json``: ``{"info": {...}, "scalars": EnsembleMetrics.scalars, "gibbs": {...}, ...}``
-  (NaN written as null; a file whose top level is the scalars themselves is read too);
-- ``metrics.nc``: the gridded maps (crps, bias, ...), the curves (spectrum, quantile_value,
-  rank_histogram, ...) and ``percentile_ratio`` (forecast, percentile, lat, lon) in one file.
-
-:func:`save_evaluation` writes that layout (without the PNG figures) and :func:`load_evaluation`
-reads it back (any ``*.nc`` in the directory is split by variable name into curves, maps and
-gridded fields). The dashboard reads directories only below the roots in ``$PPVIZ_EVAL_ROOTS``
-(``os.pathsep``-separated; default: the working directory and the data cache), since the path
-comes from a browser.
+Evaluation directories are written and read by :mod:`ppviz.evaluation.store`. The dashboard reads
+directories only below the roots in ``$PPVIZ_EVAL_ROOTS`` (``os.pathsep``-separated; default: the
+working directory and the data cache), since the path comes from a browser.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ppviz.evaluation.store import EvaluationResult, read_evaluation, save_evaluation
+
+__all__ = ["EVAL_ROOTS_ENV", "MAX_TIMES", "EvalRequest", "EvaluationResult", "allowed_roots", "evaluate_range",
+           "load_evaluation", "save_evaluation"]
+
 EVAL_ROOTS_ENV = "PPVIZ_EVAL_ROOTS"
 MAX_TIMES = 72
-CURVES = ("spectrum", "member_spectrum", "spectral_ratio", "lsd_db", "mean_spectral_ratio", "quantile_value",
-          "rank_histogram", "wet_frequency_pooled", "fss")
-MAPS = ("percentile_ratio",)
 
 
 @dataclass(frozen=True)
@@ -75,25 +65,9 @@ class EvalRequest:
         return region, self.times(ds)
 
 
-@dataclass
-class EvaluationResult:
-    """Metrics of a run or a loaded directory (``curves``/``gridded``/``maps`` may be None).
-
-    ``maps`` holds ``percentile_ratio`` with dims (forecast, percentile, lat, lon).
-    """
-
-    scalars: dict
-    curves: xr.Dataset | None = None
-    gridded: xr.Dataset | None = None
-    maps: xr.Dataset | None = None
-    settings: dict = field(default_factory=dict)
-    source: str = "computed"
-    gibbs: dict = field(default_factory=dict)
-
-
 def evaluate_range(request: EvalRequest, job=None, *, ds=None) -> EvaluationResult:
     """Downscale each hour of ``request`` and score them like ``ppviz evaluate``."""
-    from ppviz.evaluation import evaluate_ensemble
+    from ppviz.evaluation.run import evaluate_ensemble
     from ppviz.views.cache import dataset, load_models
     from ppviz.pipeline import downscale_time
 
@@ -119,71 +93,7 @@ def evaluate_range(request: EvalRequest, job=None, *, ds=None) -> EvaluationResu
                                                      compat="override", join="override")
     out.attrs = {**models.provenance, "region": region.slug_or_box, "members": int(request.members),
                  "steps": steps, "seed": int(request.seed)}
-    ev = evaluate_ensemble(out)
-    m = ev.metrics
-    maps = xr.Dataset({"percentile_ratio": ev.ratio})
-    return EvaluationResult(m.scalars, m.curves, m.gridded, maps, dict(ev.info), "computed", dict(ev.gibbs))
-
-
-# -- directories -----------------------------------------------------------------------------
-
-
-def _json_ready(obj):
-    """Strict JSON: NaN and inf become null; numpy scalars and arrays become Python values."""
-    if isinstance(obj, dict):
-        return {str(k): _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_ready(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    elif isinstance(obj, np.ndarray):
-        return _json_ready(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def _netcdf_ready(ds: xr.Dataset) -> xr.Dataset:
-    """netCDF-safe attributes (no None, bools or nested containers) and no object dtypes."""
-    def fix(attrs):
-        out = {}
-        for k, v in attrs.items():
-            if v is None:
-                continue
-            if isinstance(v, bool):
-                v = int(v)
-            elif isinstance(v, (dict, list, tuple)):
-                v = json.dumps(_json_ready(v))
-            out[k] = v
-        return out
-
-    ds = ds.copy()
-    ds.attrs = fix(ds.attrs)
-    for name in list(ds.variables):
-        ds[name].attrs = fix(ds[name].attrs)
-        if ds[name].dtype == object:
-            ds[name] = ds[name].astype(str)
-    return ds
-
-
-def save_evaluation(result: EvaluationResult, out_dir) -> Path:
-    """Write ``result`` as an evaluation directory (``metrics.json`` + ``metrics.nc``); returns it."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    doc = {"info": result.settings, "scalars": result.scalars, "gibbs": result.gibbs}
-    (out / "metrics.json").write_text(json.dumps(_json_ready(doc), indent=1), encoding="utf-8")
-    parts = []
-    if result.gridded is not None:
-        parts.append(result.gridded)
-    if result.curves is not None:
-        c = result.curves
-        parts.append(c.rename({"wet_frequency": "wet_frequency_pooled"}) if "wet_frequency" in c else c)
-    if result.maps is not None:
-        parts.append(result.maps)
-    if parts:
-        merged = xr.merge(parts, compat="override", join="outer", combine_attrs="drop")
-        _netcdf_ready(merged).to_netcdf(out / "metrics.nc")
-    return out
+    return evaluate_ensemble(out)
 
 
 def allowed_roots() -> list[Path]:
@@ -214,37 +124,4 @@ def load_evaluation(path, roots=None) -> EvaluationResult:
     if not any(p == r or p.is_relative_to(r) for r in roots):
         raise ValueError(f"{p} is outside the directories evaluations may be read from "
                          f"({', '.join(map(str, roots))}; set {EVAL_ROOTS_ENV} to change them)")
-    if not p.is_dir():
-        raise ValueError(f"{p} is not a directory")
-    mj = p / "metrics.json"
-    if not mj.is_file():
-        raise ValueError(f"{p} has no metrics.json (an evaluation directory holds metrics.json and netCDF files)")
-    try:
-        doc = json.loads(mj.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{mj} is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"{mj} is not a JSON object")
-    scalars = doc.get("scalars", doc) if isinstance(doc.get("scalars", doc), dict) else {}
-    settings = doc.get("info") or doc.get("settings") or {}
-    gibbs = doc.get("gibbs") if isinstance(doc.get("gibbs"), dict) else {}
-    found: dict[str, list[xr.Dataset]] = {"curves": [], "maps": [], "gridded": []}
-    for f in sorted(p.glob("*.nc")):
-        try:
-            with xr.open_dataset(f) as d:
-                data = d.load()
-        except Exception as exc:  # noqa: BLE001
-            raise ValueError(f"{f.name} in {p} could not be read as netCDF: {exc}") from None
-        for kind, names in (("curves", CURVES), ("maps", MAPS)):
-            have = [v for v in data.data_vars if v in names]
-            if have:
-                found[kind].append(data[have])
-        rest = [v for v in data.data_vars if v not in CURVES + MAPS and {"lat", "lon"} <= set(data[v].dims)]
-        if rest:
-            found["gridded"].append(data[rest])
-
-    def merged(kind):
-        return xr.merge(found[kind], compat="override", join="outer") if found[kind] else None
-
-    return EvaluationResult(scalars, merged("curves"), merged("gridded"), merged("maps"),
-                            settings if isinstance(settings, dict) else {}, str(p), gibbs)
+    return read_evaluation(p)
