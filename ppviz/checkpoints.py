@@ -654,6 +654,17 @@ def resolve_checkpoint(
     return found
 
 
+def check_checkpoint(name: str | None, kind: str) -> str:
+    """``name`` if it is a registered checkpoint of ``kind`` (names only, never paths: it may
+    come from a browser); ValueError saying what is available otherwise."""
+    if not name:
+        names = [i.name for i in list_checkpoints(kind) if i.ok and i.kind == kind and i.shadowed_by is None]
+        hint = f"choose one of {names}" if names else "none is registered (see the Checkpoints page)"
+        raise ValueError(f"no {kind} checkpoint chosen; {hint}")
+    resolve_checkpoint(str(name), kind, allow_paths=False)
+    return str(name)
+
+
 def default_checkpoint(kind: str) -> str:
     """Name of the default checkpoint of ``kind``.
 

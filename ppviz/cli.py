@@ -314,15 +314,15 @@ def _cmd_train_diffusion(args) -> int:
     return 0
 
 
-def _job_from_args(args):
-    from ppviz.data.regions import Region
-    from ppviz.pipeline import Job, check_request
+def _request_from_args(args):
+    from ppviz.request import DownscaleRequest
 
-    check_request(args.members, args.steps)
-    Region.parse(args.region)
-    return Job(data=args.data, region=args.region, checkpoint=args.checkpoint, pp_checkpoint=args.pp_checkpoint,
-               members=args.members, steps=args.steps, seed=args.seed, churn=args.churn,
-               coarse_from=args.coarse_from, device=args.device)
+    request = DownscaleRequest(data=args.data, region=args.region, checkpoint=args.checkpoint,
+                               pp_checkpoint=args.pp_checkpoint, time=args.start, end=args.end,
+                               members=args.members, steps=args.steps, seed=args.seed, churn=args.churn,
+                               coarse_from=args.coarse_from, device=args.device)
+    request.check()
+    return request
 
 
 def _output_path(text: str) -> Path:
@@ -335,12 +335,12 @@ def _output_path(text: str) -> Path:
 def _cmd_downscale(args) -> int:
     from ppviz.data.canonical import write_dataset
     from ppviz.data.source import load_dataset
-    from ppviz.pipeline import Models, downscale, local_client, select_times
+    from ppviz.pipeline import Models, downscale, local_client
 
     out = _output_path(args.out)
-    job = _job_from_args(args)
+    job = _request_from_args(args)
     ds = load_dataset(job.data)
-    times = select_times(ds, args.start, args.end)
+    times = job.times(ds)
     # fail on bad checkpoints here, with one message, before any worker starts
     Models.load(job.checkpoint, job.pp_checkpoint, "cpu")
     client = None
@@ -409,7 +409,8 @@ def _cmd_encode(args) -> int:
     from ppviz.data.canonical import write_dataset
     from ppviz.data.source import load_dataset
     from ppviz.models.pp import decode_numpy, encode_numpy
-    from ppviz.pipeline import PP_ATTRS, TP_ATTRS, select_times
+    from ppviz.data.source import select_times
+    from ppviz.pipeline import PP_ATTRS, TP_ATTRS
 
     out = _output_path(args.out)
     pp = load_checkpoint(args.pp_checkpoint or default_checkpoint("pp"), kind="pp")

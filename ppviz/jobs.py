@@ -18,8 +18,8 @@ job's ``error`` (status ``failed``), never the worker's death.
 
 :func:`default_queue` is the one queue of the process (size from ``$PPVIZ_MAX_JOBS``, default 1
 on a CPU-only machine, 2 with a GPU). :class:`ResultCache` keeps finished results by key with a
-least-recently-used bound on both count and bytes; :func:`ensemble_key` builds the key of a
-downscaling run.
+least-recently-used bound on both count and bytes (the key of a downscaling run is
+:attr:`ppviz.request.DownscaleRequest.key`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import traceback
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from dataclasses import fields, is_dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -308,30 +308,6 @@ def default_queue() -> JobQueue:
 
 
 # -- results cache ------------------------------------------------------------------------------
-
-
-class EnsembleKey(NamedTuple):
-    """What identifies a downscaling result (see :func:`ensemble_key`)."""
-
-    checkpoint: str
-    pp_checkpoint: str
-    time: str
-    region: str
-    seed: int
-    steps: int
-    members: int
-    churn: float
-
-
-def ensemble_key(checkpoint, pp_checkpoint, time, region, seed, steps, members, churn=0.0) -> EnsembleKey:
-    """The cache key of one run; ``time`` to the hour, ``region`` as its slug or snapped box."""
-    import pandas as pd
-
-    from ppviz.data.regions import Region
-
-    reg = region if isinstance(region, Region) else Region.parse(str(region))
-    return EnsembleKey(str(checkpoint), str(pp_checkpoint), pd.Timestamp(time).strftime("%Y-%m-%dT%H:%M"),
-                       reg.slug_or_box, int(seed), int(steps), int(members), float(churn))
 
 
 def nbytes_of(obj: Any, _depth: int = 0) -> int:

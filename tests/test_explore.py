@@ -9,15 +9,16 @@ import pytest
 import xarray as xr
 
 from ppviz.jobs import CANCELLED, DONE, JobQueue, ResultCache
+from ppviz.request import DownscaleRequest
 
 T = "2021-01-02T06:00"
 
 
 @pytest.fixture(scope="module")
 def run(tiny):
-    from ppviz.views.runs import RunRequest, run_ensemble
+    from ppviz.views.runs import run_ensemble
 
-    return run_ensemble(RunRequest(tiny, T, "sample", members=3, steps=4, seed=1))
+    return run_ensemble(DownscaleRequest(tiny, T, "sample", members=3, steps=4, seed=1))
 
 
 def test_parse_region_and_box_text():
@@ -35,7 +36,8 @@ def test_parse_region_and_box_text():
 
 
 def test_checkpoint_names_refuse_paths(tiny):
-    from ppviz.views.cache import check_checkpoint, preferred_checkpoint
+    from ppviz.checkpoints import check_checkpoint
+    from ppviz.views.cache import preferred_checkpoint
 
     assert check_checkpoint(tiny, "diffusion") == tiny
     with pytest.raises(ValueError, match="paths are not accepted"):
@@ -54,14 +56,12 @@ def test_inputs_without_a_diffusion_model():
 
 
 def test_run_request_validates_and_keys():
-    from ppviz.views.runs import RunRequest
-
-    r = RunRequest("x", T, "sample", members=2, steps=3)
-    assert r.key == RunRequest("x", "2021-01-02 06:00", "Sample", members=2, steps=3).key
+    r = DownscaleRequest("x", T, "sample", members=2, steps=3)
+    assert r.key == DownscaleRequest("x", "2021-01-02 06:00", "Sample", members=2, steps=3).key
     with pytest.raises(ValueError, match="members must be"):
-        RunRequest("x", T, "sample", members=0).validate()
+        DownscaleRequest("x", T, "sample", members=0).validate()
     with pytest.raises(ValueError, match="steps must be"):
-        RunRequest("x", T, "sample", steps=1).validate()
+        DownscaleRequest("x", T, "sample", steps=1).validate()
 
 
 def test_run_has_trajectory_and_dataset(run):
@@ -93,16 +93,16 @@ def test_curves(run):
 
 
 def test_submit_caches_and_cancels(tiny):
-    from ppviz.views.runs import RunRequest, submit
+    from ppviz.views.runs import submit
 
     queue, cache = JobQueue(1), ResultCache(4)
     try:
-        req = RunRequest(tiny, T, "sample", members=2, steps=3, seed=7)
+        req = DownscaleRequest(tiny, T, "sample", members=2, steps=3, seed=7)
         run, job = submit(req, queue=queue, cache=cache)
         assert run is None and job.wait(120) and job.status == DONE
         run, job = submit(req, queue=queue, cache=cache)
         assert job is None and run.request == req
-        long = RunRequest(tiny, T, "europe", members=8, steps=400, seed=7)
+        long = DownscaleRequest(tiny, T, "europe", members=8, steps=400, seed=7)
         _, job = submit(long, queue=queue, cache=cache)
         for _ in range(600):
             if job.progress > 0:
@@ -149,7 +149,7 @@ def test_rain_edge_row():
 def test_evaluation_round_trip_and_roots(tiny, tmp_path, monkeypatch):
     from ppviz.views import evaluation as E
 
-    req = E.EvalRequest(tiny, "2021-01-02T06", "2021-01-02T07", "sample", members=2, steps=4)
+    req = DownscaleRequest(tiny, "2021-01-02T06", "sample", members=2, steps=4, end="2021-01-02T07")
     res = E.evaluate_range(req)
     assert res.scalars["n_times"] == 2 and "spectrum" in res.curves
     assert res.maps["percentile_ratio"].dims == ("forecast", "percentile", "lat", "lon")
@@ -168,11 +168,11 @@ def test_evaluation_round_trip_and_roots(tiny, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="no metrics.json"):
         E.load_evaluation(tmp_path)
     with pytest.raises(ValueError, match="at least 2 members"):
-        E.EvalRequest(tiny, "2021-01-02T06", "2021-01-02T07", "sample", members=1).validate(None)
+        E.validate_evaluation(DownscaleRequest(tiny, "2021-01-02T06", "sample", members=1, end="2021-01-02T07"), None)
     with pytest.raises(ValueError, match="before start"):
         from ppviz.views.cache import dataset
 
-        E.EvalRequest(tiny, "2021-01-02T07", "2021-01-02T06", "sample").validate(dataset())
+        E.validate_evaluation(DownscaleRequest(tiny, "2021-01-02T07", "sample", end="2021-01-02T06"), dataset())
 
 
 def test_ensemble_png(run):

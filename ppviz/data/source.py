@@ -13,21 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from ppviz.data.canonical import open_dataset
-
-DEFAULT_DAYS_ENV = "PPVIZ_SYNTH_DAYS"
-
-
-def default_days() -> int:
-    """Span of the embedded dataset in days (``$PPVIZ_SYNTH_DAYS``, default 60)."""
-    raw = os.environ.get(DEFAULT_DAYS_ENV, "60")
-    try:
-        days = int(raw)
-    except ValueError:
-        raise ValueError(f"{DEFAULT_DAYS_ENV}={raw!r} is not a whole number of days (1..3660)") from None
-    if not 1 <= days <= 3660:
-        raise ValueError(f"{DEFAULT_DAYS_ENV}={days} is out of range; allowed 1..3660 days")
-    return days
-
+from ppviz.data.synthetic import default_days, ensure_default_dataset
 
 DATA_ENV = "PPVIZ_DATA"
 
@@ -41,8 +27,6 @@ def load_dataset(data=None) -> xr.Dataset:
     if data is None and os.environ.get(DATA_ENV):
         data = os.environ[DATA_ENV]
     if data is None or str(data) in ("", "default", "synthetic"):
-        from ppviz.data.synthetic import ensure_default_dataset
-
         path = ensure_default_dataset(days=default_days(), seed=0)
         return open_dataset(path)
     return open_dataset(data)
@@ -55,8 +39,6 @@ def default_data_path():
 
     if os.environ.get(DATA_ENV) and os.environ[DATA_ENV] not in ("default", "synthetic"):
         return Path(os.environ[DATA_ENV])
-    from ppviz.data.synthetic import ensure_default_dataset
-
     return Path(ensure_default_dataset(days=default_days(), seed=0))
 
 
@@ -92,3 +74,17 @@ def select_time(ds: xr.Dataset, when) -> xr.Dataset:
             f"data: {time_range_text(ds)}"
         )
     return ds.isel(time=int(idx[0]))
+
+
+def select_times(ds: xr.Dataset, start, end=None) -> list[pd.Timestamp]:
+    """The data's time steps from ``start`` to ``end`` inclusive (``end`` None: just ``start``)."""
+    if end is None:
+        return [pd.Timestamp(select_time(ds, start).time.values)]
+    t0, t1 = parse_time(start), parse_time(end)
+    if t1 < t0:
+        raise ValueError(f"end {t1:%Y-%m-%d %H:%M} is before start {t0:%Y-%m-%d %H:%M}")
+    times = pd.DatetimeIndex(ds.time.values)
+    chosen = times[(times >= t0) & (times <= t1)]
+    if chosen.size == 0:
+        raise ValueError(f"no time steps between {t0:%Y-%m-%d %H:%M} and {t1:%Y-%m-%d %H:%M}; data: {time_range_text(ds)}")
+    return list(chosen)

@@ -568,6 +568,22 @@ def default_dataset_path(
     return cache_dir(data_dir) / f"synthetic-europe-d{int(days)}-s{int(seed)}.zarr"
 
 
+DEFAULT_DAYS_ENV = "PPVIZ_SYNTH_DAYS"
+
+
+def default_days() -> int:
+    """Span of the embedded dataset in days (``$PPVIZ_SYNTH_DAYS``, default 60)."""
+    raw = os.environ.get(DEFAULT_DAYS_ENV, "60")
+    try:
+        days = int(raw)
+    except ValueError:
+        raise ValueError(f"{DEFAULT_DAYS_ENV}={raw!r} is not a whole number of days (1..3660)") from None
+    if not 1 <= days <= 3660:
+        raise ValueError(f"{DEFAULT_DAYS_ENV}={days} is out of range; allowed 1..3660 days")
+    return days
+
+
+
 def ensure_default_dataset(
     days: int = DEFAULT_DAYS,
     seed: int = DEFAULT_SEED,
@@ -601,10 +617,8 @@ def ensure_default_dataset(
 def load_default_dataset(days: int | None = None, seed: int = DEFAULT_SEED) -> xr.Dataset:
     """The default synthetic dataset, opened lazily (generated on first use).
 
-    ``days`` defaults to ``$PPVIZ_SYNTH_DAYS`` (see :func:`ppviz.data.source.default_days`), else 60.
+    ``days`` defaults to ``$PPVIZ_SYNTH_DAYS`` (see :func:`default_days`), else 60.
     """
     if days is None:
-        from ppviz.data.source import default_days
-
         days = default_days()
     return open_dataset(ensure_default_dataset(days=days, seed=seed))

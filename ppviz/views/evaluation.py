@@ -14,65 +14,43 @@ working directory and the data cache), since the path comes from a browser.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import xarray as xr
 
 from ppviz.evaluation.store import EvaluationResult, read_evaluation, save_evaluation
+from ppviz.request import DownscaleRequest, check_request
 
-__all__ = ["EVAL_ROOTS_ENV", "MAX_TIMES", "EvalRequest", "EvaluationResult", "allowed_roots", "evaluate_range",
-           "load_evaluation", "save_evaluation"]
+__all__ = ["EVAL_ROOTS_ENV", "MAX_TIMES", "EvaluationResult", "allowed_roots", "evaluate_range", "load_evaluation",
+           "save_evaluation", "validate_evaluation"]
 
 EVAL_ROOTS_ENV = "PPVIZ_EVAL_ROOTS"
 MAX_TIMES = 72
 
 
-@dataclass(frozen=True)
-class EvalRequest:
-    """An evaluation run: checkpoint, time range (inclusive), region, sampler settings."""
-
-    checkpoint: str
-    start: str
-    end: str
-    region: str
-    members: int = 4
-    steps: int = 18
-    seed: int = 0
-    pp_checkpoint: str | None = None
-
-    def times(self, ds) -> list[pd.Timestamp]:
-        """The hours of the range; ValueError for a bad or too long range."""
-        from ppviz.pipeline import select_times
-
-        times = select_times(ds, self.start, self.end)
-        if len(times) > MAX_TIMES:
-            raise ValueError(f"the range holds {len(times)} hourly steps; the dashboard evaluates at most "
-                             f"{MAX_TIMES} (use `ppviz downscale` and an offline evaluation for longer ranges)")
-        return times
-
-    def validate(self, ds):
-        from ppviz.data.regions import Region
-        from ppviz.views.cache import check_checkpoint
-        from ppviz.pipeline import check_request
-
-        check_request(self.members, self.steps)
-        if self.members < 2:
-            raise ValueError("evaluation needs at least 2 members (the fair CRPS and the rank histogram)")
-        check_checkpoint(self.checkpoint, "diffusion")
-        region = Region.parse(self.region)
-        return region, self.times(ds)
+def validate_evaluation(request: DownscaleRequest, ds) -> tuple:
+    """``(region, hours)`` of an evaluation over ``request.time .. request.end``, after
+    :meth:`ppviz.request.DownscaleRequest.validate`; ValueError for fewer than 2 members or a bad or too
+    long range (more than :data:`MAX_TIMES` hours)."""
+    check_request(request.members, request.steps)
+    if int(request.members) < 2:
+        raise ValueError("evaluation needs at least 2 members (the fair CRPS and the rank histogram)")
+    region = request.validate()
+    times = request.times(ds)
+    if len(times) > MAX_TIMES:
+        raise ValueError(f"the range holds {len(times)} hourly steps; the dashboard evaluates at most "
+                         f"{MAX_TIMES} (use `ppviz downscale` and an offline evaluation for longer ranges)")
+    return region, times
 
 
-def evaluate_range(request: EvalRequest, job=None, *, ds=None) -> EvaluationResult:
+def evaluate_range(request: DownscaleRequest, job=None, *, ds=None) -> EvaluationResult:
     """Downscale each hour of ``request`` and score them like ``ppviz evaluate``."""
     from ppviz.evaluation.run import evaluate_ensemble
     from ppviz.views.cache import dataset, load_models
     from ppviz.pipeline import downscale_time
 
     ds = dataset() if ds is None else ds
-    region, times = request.validate(ds)
+    region, times = validate_evaluation(request, ds)
     models = load_models(request.checkpoint, request.pp_checkpoint)
     n, steps = len(times), int(request.steps)
     parts = []
