@@ -16,7 +16,7 @@ import xarray as xr
 from ppviz.data.canonical import VARIABLE_ATTRS, validate_canonical
 from ppviz.data.geography import land_sea_mask, orography, static_fields
 from ppviz.data.grid import EUROPE
-from ppviz.data.calibration import REAL_SAMPLE_TARGETS, calibration_statistics
+from ppviz.metrics.calibration import REAL_SAMPLE_TARGETS, calibration_statistics
 from ppviz.data.synthetic import (
     GENERATOR_VERSION,
     default_dataset_path,

@@ -2,7 +2,7 @@
 
 This is not ERA5 and not a weather model. It is a fast stochastic generator whose statistics
 were tuned to those of the real ERA5 sample (45-55N, 0-10E, 2020-01-01 and 2022-08-31; see
-:data:`ppviz.data.calibration.REAL_SAMPLE_TARGETS`), so that the whole pipeline can run, and be tested, on a machine
+:data:`ppviz.metrics.calibration.REAL_SAMPLE_TARGETS`), so that the whole pipeline can run, and be tested, on a machine
 without ERA5 and without a GPU.
 
 The model
@@ -48,7 +48,7 @@ Randomness comes from ``numpy.random.PCG64`` streams keyed by (seed, component, 
 a run is reproducible bit for bit (same numpy/scipy on the same platform), and a shorter span is a prefix of a longer one with the same
 start (only the storms spawned before the start are drawn as spin-up).
 
-:func:`ppviz.data.calibration.calibration_statistics` measures the statistics the generator is tuned to; it is used on
+:func:`ppviz.metrics.calibration.calibration_statistics` measures the statistics the generator is tuned to; it is used on
 both the real sample and the synthetic data (``tests/test_synthetic.py`` prints both).
 """
 
@@ -84,7 +84,7 @@ SYNTHETIC_NOTE = (
 
 @dataclass(frozen=True)
 class SynthParams:
-    """Tuning constants of the generator (defaults: calibrated to :data:`ppviz.data.calibration.REAL_SAMPLE_TARGETS`).
+    """Tuning constants of the generator (defaults: calibrated to :data:`ppviz.metrics.calibration.REAL_SAMPLE_TARGETS`).
 
     Lengths in km, times in hours, speeds in m/s; ``C`` is dimensionless.
     """
@@ -527,7 +527,7 @@ def synthesize(
         calibration_target=(
             "ERA5 sample 45-55N 0-10E, 2020-01-01 and 2022-08-31 (../shared/era5-sample): wet "
             "fraction, tp quantiles, vimd spread, tp-vimd relation, spectral slopes, lag-1h "
-            "correlation; see ppviz.data.calibration.REAL_SAMPLE_TARGETS"
+            "correlation; see ppviz.metrics.calibration.REAL_SAMPLE_TARGETS"
         ),
         generator_params=_params_text(p),
         geography=(
