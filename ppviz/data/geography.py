@@ -25,7 +25,6 @@ good enough to leave an orographic trace in the synthetic climate.
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import numpy as np

@@ -25,7 +25,6 @@ Functions
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -37,8 +36,8 @@ import xarray as xr
 from ppviz.constants import DRY_THRESHOLD_MMH, KM_PER_DEG
 
 __all__ = [
-    "FIGURES", "date_maps_figure", "format_table", "percentile_ratio_figure", "qq_figure",
-    "rank_histogram_figure", "save_figure", "spectra_figure", "summary_rows", "write_report",
+    "FIGURES", "date_maps_figure", "percentile_ratio_figure", "qq_figure", "rank_histogram_figure", "save_figure",
+    "spectra_figure", "write_report",
 ]
 
 #: File names of :func:`write_report`.

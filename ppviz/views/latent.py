@@ -62,7 +62,7 @@ def encoder_surface(model, *, tp_range=(1e-2, 30.0), vimd_range=(-3.0, 3.0), n_t
                     n_vimd: int = 90) -> dict:
     """PP(tp, vimd) on a grid: ``tp`` (n_tp,) log-spaced in mm/h, ``vimd`` (n_vimd,) in mm/h,
     ``pp`` (n_vimd, n_tp); and the dry edge ``pp_dry`` = PP(0, vimd) (n_vimd,)."""
-    from ppviz.models.pp import decode_numpy, encode_numpy  # torch: only when a model is used
+    from ppviz.models.pp import encode_numpy  # torch: only when a model is used
 
     tp = np.geomspace(*tp_range, n_tp).astype(np.float32)
     vimd = np.linspace(*vimd_range, n_vimd).astype(np.float32)
