@@ -11,6 +11,8 @@ import math
 EARTH_RADIUS_KM = 6371.0
 #: The same in metres.
 EARTH_RADIUS_M = EARTH_RADIUS_KM * 1000.0
+#: Standard gravity, m s-2.
+STANDARD_GRAVITY = 9.80665
 #: Length of one degree of latitude (great circle) on that sphere, km (111.19 km).
 KM_PER_DEG = math.radians(1.0) * EARTH_RADIUS_KM
 #: Resolution of the fine (ERA5) grid, degrees.

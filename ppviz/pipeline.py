@@ -41,7 +41,8 @@ import xarray as xr
 
 import ppviz
 from ppviz import baselines
-from ppviz.data.grid import COARSE_FACTOR, FINE_RES_DEG, Grid, coarsen_blocks
+from ppviz.constants import FINE_RES_DEG
+from ppviz.data.grid import COARSE_FACTOR, Grid, coarsen_blocks
 from ppviz.data.regions import Region
 from ppviz.request import COARSE_FROM, DownscaleRequest, check_request
 

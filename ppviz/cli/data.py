@@ -10,7 +10,8 @@ from ppviz.cli.common import UserError, command_line, output_path
 
 def _cmd_data_synth(args) -> int:
     from ppviz.data.canonical import write_dataset
-    from ppviz.data.synthetic import default_dataset_path, synthesize
+    from ppviz.data.source import default_dataset_path
+    from ppviz.data.synthetic import synthesize
 
     if not 1 <= args.days <= 3660:
         raise UserError(f"--days {args.days} is out of range; allowed 1..3660")

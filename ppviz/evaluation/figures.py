@@ -48,10 +48,6 @@ FIGURES = {
     "percentile_ratio": "percentile_ratio.png",
     "maps": "maps.png",
 }
-#: mm/h; tp below this is drawn clear (transparent) on maps (the dashboard's threshold too).
-DRY_CLEAR = DRY_THRESHOLD_MMH
-#: 1 deg cell, km: the coarse grid's Nyquist wavelength is twice this.
-ONE_DEG_KM = KM_PER_DEG
 
 _STYLE = {
     "truth": {"color": "black", "lw": 2.2, "label": "truth"},
@@ -117,11 +113,11 @@ def spectra_figure(metrics, path, *, title: str = "") -> Path:
     for src in spec["source"].values:
         ax.loglog(wl, spec.sel(source=src).values, **_style(str(src)))
     for a in (ax, axr):
-        a.axvline(2 * ONE_DEG_KM, color="grey", lw=0.8, ls=":")
+        a.axvline(2 * KM_PER_DEG, color="grey", lw=0.8, ls=":")
         a.set_xlim(wl.max() * 1.05, wl.min() / 1.05)  # large scales on the left
         a.set_xlabel("wavelength (km)")
         a.grid(True, which="both", alpha=0.25)
-    ax.text(2 * ONE_DEG_KM, 0.02, " 1\u00b0 grid Nyquist (222 km)", transform=ax.get_xaxis_transform(),
+    ax.text(2 * KM_PER_DEG, 0.02, " 1\u00b0 grid Nyquist (222 km)", transform=ax.get_xaxis_transform(),
             fontsize=8, color="grey", rotation=90, va="bottom")
     ax.set_ylabel("power spectral density ((mm/h)\u00b2 km\u00b2)")
     ax.set_title("tp power spectra" + (f": {title}" if title else ""))
@@ -268,7 +264,7 @@ def _tp_cmap():
 
 def _masked_tp(a) -> np.ma.MaskedArray:
     a = np.asarray(a, dtype=np.float64)
-    return np.ma.masked_where(~np.isfinite(a) | (a < DRY_CLEAR), a)
+    return np.ma.masked_where(~np.isfinite(a) | (a < DRY_THRESHOLD_MMH), a)
 
 
 def percentile_ratio_figure(ratio: xr.DataArray, path, *,
@@ -329,7 +325,7 @@ def date_maps_figure(ds: xr.Dataset, path, *, times=None, max_dates: int = 4, ti
     ``times`` None: the ``max_dates`` dates with the highest domain-mean truth tp (evenly spread
     dates without a truth), in time order.
 
-    tp panels share one log colour scale (mm/h), values below :data:`DRY_CLEAR` clear; the latent
+    tp panels share one log colour scale (mm/h), values below :data:`DRY_THRESHOLD_MMH` clear; the latent
     has its own diverging scale (dimensionless). Coastlines and borders on every map.
     """
     import matplotlib
@@ -363,7 +359,7 @@ def date_maps_figure(ds: xr.Dataset, path, *, times=None, max_dates: int = 4, ti
     if truth:
         tp_stack.append(sel["tp_truth"].values[None])
     vmax = max(float(np.nanmax(np.concatenate([a.ravel() for a in tp_stack]))), 1.0)
-    norm = LogNorm(vmin=DRY_CLEAR, vmax=vmax, clip=False)
+    norm = LogNorm(vmin=DRY_THRESHOLD_MMH, vmax=vmax, clip=False)
     cmap = _tp_cmap()
     lnorm = None
     if latent:
@@ -405,9 +401,9 @@ def date_maps_figure(ds: xr.Dataset, path, *, times=None, max_dates: int = 4, ti
             msgs.add(msg)
     # attached to every axis (a colour bar on a non-contiguous set of axes breaks the layout)
     cb = fig.colorbar(tp_map, ax=axes.ravel().tolist(), shrink=0.8, pad=0.01)
-    ticks = [t for t in (0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100) if DRY_CLEAR <= t <= vmax]
+    ticks = [t for t in (0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100) if DRY_THRESHOLD_MMH <= t <= vmax]
     _log_ticks(cb, ticks)
-    cb.set_label(f"tp (mm/h, log scale; < {DRY_CLEAR:g} clear; all tp panels)")
+    cb.set_label(f"tp (mm/h, log scale; < {DRY_THRESHOLD_MMH:g} clear; all tp panels)")
     if lat_map is not None:  # inset below the last latent map, so the columns keep their widths
         cax = axes[-1, cols.index("latent")].inset_axes([0.05, -0.42, 0.9, 0.07])
         cb2 = fig.colorbar(lat_map, cax=cax, orientation="horizontal")

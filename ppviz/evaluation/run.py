@@ -134,10 +134,9 @@ def gibbs_of_truth(ds: xr.Dataset, *, max_times: int = GIBBS_MAX_TIMES) -> dict:
     ok = np.isfinite(tp).all(axis=(1, 2)) & np.isfinite(pp).all(axis=(1, 2))
     if not ok.any():
         return {"skipped": "no time step with a finite truth"}
-    lat = ds["lat"].values
-    from ppviz.constants import EARTH_RADIUS_KM
+    from ppviz.data.grid import grid_spacing_km
 
-    dx = float(np.deg2rad(abs(lat[1] - lat[0])) * EARTH_RADIUS_KM)
+    dx = grid_spacing_km(ds["lat"].values)
     res = gibbs_comparison(tp[ok], pp[ok], partial(decode_numpy, ck.model), dx_km=dx)
     want = ds.attrs.get("pp_checkpoint_sha256")
     res.update({"pp_checkpoint": ck.name, "times": int(ok.sum()),

@@ -126,9 +126,9 @@ def train_diffusion_checkpoint(out, *, data=None, pp_checkpoint=None, target: st
     seconds = time.perf_counter() - t0
     from ppviz.training.diffusion_loop import read_log
 
-    log = read_log(state_dir / "train_log.jsonl")
-    if log:
-        seconds = max(seconds, float(log[-1]["seconds"]))
+    train_log = read_log(state_dir / "train_log.jsonl")
+    if train_log:
+        seconds = max(seconds, float(train_log[-1]["seconds"]))
     del pp_fine
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     models = Models(pp=pp.model, diffusion=ema.to(device).eval(), pp_name=pp.name, pp_sha256=pp.sha256,

@@ -80,7 +80,7 @@ def allowed_roots() -> list[Path]:
     roots = [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
     if not roots:
         roots = [Path.cwd()]
-        from ppviz.data.synthetic import cache_dir
+        from ppviz.data.source import cache_dir
 
         try:
             roots.append(Path(cache_dir()))
