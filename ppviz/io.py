@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["json_ready", "write_json_atomic"]
+__all__ = ["check_config_keys", "json_ready", "write_json_atomic"]
 
 
 def json_ready(obj: Any, where: str = "value", *, strict: bool = False) -> Any:
@@ -56,6 +56,15 @@ def json_ready(obj: Any, where: str = "value", *, strict: bool = False) -> Any:
     if strict:
         raise TypeError(f"{where}: {type(obj).__name__} is not JSON-able")
     return str(obj)
+
+
+def check_config_keys(cls, d: Mapping) -> None:
+    """ValueError naming the unknown and the known keys when ``d`` has keys that are no field of the
+    dataclass ``cls`` (reading a config back from JSON)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys {unknown}; known: {sorted(known)}")
 
 
 def write_json_atomic(obj, path, *, indent: int = 2) -> Path:

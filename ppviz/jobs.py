@@ -25,7 +25,6 @@ least-recently-used bound on both count and bytes (the key of a downscaling run 
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
 import traceback
@@ -35,6 +34,8 @@ from dataclasses import fields, is_dataclass
 from typing import Any
 
 import numpy as np
+
+from ppviz.env import env_int
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
@@ -168,14 +169,8 @@ class Job:
 
 def default_max_jobs() -> int:
     """``$PPVIZ_MAX_JOBS``, else 2 with a CUDA GPU and 1 on a CPU-only machine."""
-    raw = os.environ.get(MAX_JOBS_ENV, "").strip()
-    if raw:
-        try:
-            n = int(raw)
-        except ValueError:
-            raise ValueError(f"{MAX_JOBS_ENV}={raw!r} is not a whole number (allowed 1..64)") from None
-        if not 1 <= n <= 64:
-            raise ValueError(f"{MAX_JOBS_ENV}={n} is out of range; allowed 1..64")
+    n = env_int(MAX_JOBS_ENV, 1, 64, unit="jobs")
+    if n is not None:
         return n
     try:
         import torch

@@ -75,11 +75,8 @@ class Architecture:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
         ]
         missing = [n for n in required if n not in config]
-        problems = []
-        if unknown:
-            problems.append(f"unknown keys {unknown} (known: {sorted(fields)})")
-        if missing:
-            problems.append(f"missing required keys {missing}")
+        problems = [text for bad, text in ((unknown, f"unknown keys {unknown} (known: {sorted(fields)})"),
+                                           (missing, f"missing required keys {missing}")) if bad]
         if problems:
             raise ValueError(f"config for architecture {self.name!r}: " + "; ".join(problems))
         try:

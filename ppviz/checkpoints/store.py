@@ -1,18 +1,10 @@
-"""Saving and loading checkpoints: ``.safetensors`` weights + JSON config, checked both ways.
+"""Saving and loading checkpoints (the layout is in :mod:`ppviz.checkpoints`): checked both ways.
 
-A checkpoint is a directory ``NAME/`` holding
-
-- ``model.safetensors``: the weights (``model.state_dict()``, contiguous, on the CPU);
-- ``config.json``: format version, kind, architecture, the architecture config, the sha256 and
-  tensor manifest ``{name: [shape, dtype]}`` of ``model.safetensors``, the ppviz version, the
-  creation time, and ``extra`` (normalisation, grid, training data and command, seed, held-out
-  metrics, ``summary``, ``default``: anything JSON-able);
-- ``MODEL_CARD.md``: what the model is, how it was made and how well it does, for people.
-
-Nothing is ever unpickled (EDM's pickles are the lesson): loading reads ``config.json``, builds
-the model from its config through a small architecture registry (:data:`ARCHITECTURES`), and then
-loads the safetensors weights with strict key and shape checks. Every refusal is a
-:class:`CheckpointError` whose message names the checkpoint and says exactly what is wrong.
+:func:`save_checkpoint` writes atomically (a hidden temporary directory renamed into place) and
+refuses a model that the config would not rebuild; :func:`load_checkpoint` builds the model from
+``config.json`` through :mod:`ppviz.checkpoints.registry`, then loads the safetensors weights with
+strict key and shape checks after verifying their sha256 and manifest. Nothing is ever unpickled.
+Every refusal is a :class:`ppviz.checkpoints.CheckpointError` naming the checkpoint and the fault.
 """
 
 from __future__ import annotations
@@ -67,14 +59,9 @@ def _shape_problems(have: Mapping[str, tuple], want: Mapping[str, tuple]) -> lis
         for k in sorted(set(have) & set(want))
         if tuple(have[k]) != tuple(want[k])
     ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys (in the model, not in the checkpoint): {missing}")
-    if unexpected:
-        problems.append(f"unexpected keys (in the checkpoint, not in the model): {unexpected}")
-    if wrong:
-        problems.append("shape mismatches: " + "; ".join(wrong))
-    return problems
+    return [text for bad, text in ((missing, f"missing keys (in the model, not in the checkpoint): {missing}"),
+                                   (unexpected, f"unexpected keys (in the checkpoint, not in the model): {unexpected}"),
+                                   (wrong, "shape mismatches: " + "; ".join(wrong))) if bad]
 
 
 def _model_shapes(arch: Architecture, config: Mapping) -> dict[str, tuple]:

@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from ppviz.data.canonical import open_dataset, write_dataset
+from ppviz.env import env_int
 from ppviz.data.synthetic import DEFAULT_DAYS, DEFAULT_SEED, GENERATOR_VERSION, SynthParams, _params_text, synthesize
 
 DATA_DIR_ENV = "PPVIZ_DATA_DIR"
@@ -39,14 +40,8 @@ DEFAULT_DAYS_ENV = "PPVIZ_SYNTH_DAYS"
 
 def default_days() -> int:
     """Span of the embedded dataset in days (``$PPVIZ_SYNTH_DAYS``, default 60)."""
-    raw = os.environ.get(DEFAULT_DAYS_ENV, "60")
-    try:
-        days = int(raw)
-    except ValueError:
-        raise ValueError(f"{DEFAULT_DAYS_ENV}={raw!r} is not a whole number of days (1..3660)") from None
-    if not 1 <= days <= 3660:
-        raise ValueError(f"{DEFAULT_DAYS_ENV}={days} is out of range; allowed 1..3660 days")
-    return days
+    days = env_int(DEFAULT_DAYS_ENV, 1, 3660, unit="days")
+    return DEFAULT_DAYS if days is None else days
 
 
 

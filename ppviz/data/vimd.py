@@ -180,6 +180,14 @@ def _check_flux_inputs(q, u, v) -> float:
     return q_scale
 
 
+def _flux_columns(q, u, v, sp, levels_table, kind, time_block):
+    """``(meta, blocks)`` of the moisture-flux column sums: ``blocks`` yields ``(time slice, (fx, fy))``,
+    kg m-1 s-1 (see :func:`_column_sums`)."""
+    qs = _check_flux_inputs(q, u, v)
+    gen = _column_sums([q, u, v], sp, levels_table, kind, lambda b: (qs * b[0] * b[1], qs * b[0] * b[2]), time_block)
+    return next(gen), gen
+
+
 def _out_coords(template, lat, lon):
     coords = {"time": template.time.values}
     try:
@@ -224,23 +232,13 @@ def vertical_integral(
     )
 
 
-def moisture_flux(
-    q: xr.DataArray,
-    u: xr.DataArray,
-    v: xr.DataArray,
-    sp: xr.DataArray,
-    levels_table=None,
-    *,
-    kind: str | None = None,
-    time_block: int = 24,
-) -> xr.Dataset:
+def moisture_flux(q: xr.DataArray, u: xr.DataArray, v: xr.DataArray, sp: xr.DataArray, levels_table=None, *,
+                  kind: str | None = None, time_block: int = 24) -> xr.Dataset:
     """Vertically integrated moisture flux ``F = (1/g) int q V dp``: variables ``fx``, ``fy``.
 
     Dims (time, lat, lon), kg m-1 s-1, latitude ascending. Arguments as :func:`vimd_from_levels`.
     """
-    qs = _check_flux_inputs(q, u, v)
-    gen = _column_sums([q, u, v], sp, levels_table, kind, lambda b: (qs * b[0] * b[1], qs * b[0] * b[2]), time_block)
-    meta = next(gen)
+    meta, gen = _flux_columns(q, u, v, sp, levels_table, kind, time_block)
     t = meta["template"]
     shape = (t.sizes["time"], t.sizes["lat"], t.sizes["lon"])
     fx, fy = np.empty(shape), np.empty(shape)
@@ -257,16 +255,8 @@ def moisture_flux(
     )
 
 
-def vimd_from_levels(
-    q: xr.DataArray,
-    u: xr.DataArray,
-    v: xr.DataArray,
-    sp: xr.DataArray,
-    levels_table=None,
-    *,
-    kind: str | None = None,
-    time_block: int = 24,
-) -> xr.DataArray:
+def vimd_from_levels(q: xr.DataArray, u: xr.DataArray, v: xr.DataArray, sp: xr.DataArray, levels_table=None, *,
+                     kind: str | None = None, time_block: int = 24) -> xr.DataArray:
     """VIMD (mm/h) from specific humidity, wind on levels and surface pressure.
 
     Parameters
@@ -295,9 +285,7 @@ def vimd_from_levels(
         Model levels without a table (asks for ``--levels L137.csv``), undetectable level kind,
         inputs on different levels, units that are not kg/kg, m/s, Pa/hPa.
     """
-    qs = _check_flux_inputs(q, u, v)
-    gen = _column_sums([q, u, v], sp, levels_table, kind, lambda b: (qs * b[0] * b[1], qs * b[0] * b[2]), time_block)
-    meta = next(gen)
+    meta, gen = _flux_columns(q, u, v, sp, levels_table, kind, time_block)
     t = meta["template"]
     lat, lon = t.lat.values, t.lon.values
     out = np.empty((t.sizes["time"], lat.size, lon.size), dtype=np.float32)

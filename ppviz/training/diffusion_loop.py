@@ -41,6 +41,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from ppviz.io import check_config_keys
 from ppviz.io import json_ready
 from ppviz.data.grid import Grid, coarsen_blocks
 from ppviz.diffusion.downscaler import Downscaler, DownscalerConfig, residual_std
@@ -110,10 +111,7 @@ class DiffusionTrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DiffusionTrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown DiffusionTrainConfig keys {unknown}; known: {sorted(known)}")
+        check_config_keys(cls, d)
         return cls(**d)
 
 
