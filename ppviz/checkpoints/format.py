@@ -61,7 +61,8 @@ _HEADER_ERRORS = {
     "invalid header length": "is truncated: the file ends inside its header",
     "header too large": "is not a safetensors file: its first 8 bytes announce an implausibly large header",
     "invalid JSON in header": "is not a safetensors file: its header is not JSON",
-    "incomplete metadata": "is truncated or has trailing bytes: its tensor data is not the size its header announces",
+    "incomplete metadata": "is truncated or has trailing bytes: its tensor data is not the size its header "
+                           "announces ({size} bytes in the file)",
 }
 
 

@@ -9,7 +9,7 @@ Protocol (after pysteps' verification accumulators)::
     acc.empty()                          # a fresh accumulator with the same config
 
 Accumulators are plain Python objects holding numpy arrays, hence picklable: they can run on
-``dask.distributed`` workers and be merged by the client (:func:`ppviz.metrics.evaluate.evaluate_chunks`).
+``dask.distributed`` workers and be merged by the client (:func:`ppviz.metrics.suite.evaluate_chunks`).
 
 Exactness.  Chunks split the *time* axis.  Every quantity is first computed per time step (which
 does not depend on the chunking), then summed over time: integer counts exactly, floating sums
