@@ -207,6 +207,19 @@ def inputs(ds: xr.Dataset, time, region: Region, checkpoint: str | None = None, 
     return coarse_input(models, ds, time, region, coarse_from)
 
 
+def region_fields(ds: xr.Dataset, time, region: Region, dtype=np.float32):
+    """``(step, tp, vimd)``: the data at ``time`` over ``region`` and its tp and vimd arrays (mm/h);
+    ValueError when a value is missing there."""
+    from ppviz.data.source import select_time
+
+    step = region.subset(select_time(ds, time))
+    tp = np.asarray(step["tp"].values, dtype=dtype)
+    vimd = np.asarray(step["vimd"].values, dtype=dtype)
+    if not (np.isfinite(tp).all() and np.isfinite(vimd).all()):
+        raise ValueError("the data have missing (NaN) tp or vimd in this region at this time; choose another")
+    return step, tp, vimd
+
+
 def coarse_overview(ds: xr.Dataset, time) -> xr.DataArray:
     """The whole domain's tp at ``time`` on the 1 deg grid (area-weighted block means)."""
     from ppviz.data.grid import COARSE_FACTOR, coarsen_blocks

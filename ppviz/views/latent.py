@@ -21,16 +21,11 @@ def pp_fields(ds, time, region, pp_name: str | None = None) -> dict:
 
     import pandas as pd
 
-    from ppviz.data.source import select_time
-    from ppviz.views.cache import load_pp
     from ppviz.metrics.pp import pp_scores
+    from ppviz.views.cache import load_pp, region_fields
 
     model = load_pp(pp_name).model
-    step = region.subset(select_time(ds, time))
-    tp = np.asarray(step["tp"].values, dtype=np.float32)
-    vimd = np.asarray(step["vimd"].values, dtype=np.float32)
-    if not (np.isfinite(tp).all() and np.isfinite(vimd).all()):
-        raise ValueError("the data have missing (NaN) tp or vimd in this region at this time; choose another")
+    step, tp, vimd = region_fields(ds, time, region)
     pp = encode_numpy(model, tp, vimd)
     dec = decode_numpy(model, pp)
     return {
