@@ -300,7 +300,7 @@ def downscale_time(
     ``callback`` is called after every sampler step with the sampler's dict (``i``, ``sigma``,
     ``x`` and ``denoised`` as full fine PP fields, ``members``), for progress bars and
     trajectory views. Raises ValueError for a time outside the data, a region outside it, or
-    members/steps out of bounds (:func:`check_request`).
+    members/steps out of bounds (:func:`ppviz.request.check_request`).
     """
     check_request(members, steps)
     inp = coarse_input(models, ds, time, region, coarse_from)

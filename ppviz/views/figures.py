@@ -12,7 +12,9 @@ import io
 
 import numpy as np
 
-TP_MIN, TP_MAX = 0.1, 20.0
+from ppviz.constants import DRY_THRESHOLD_MMH
+
+TP_MIN, TP_MAX = DRY_THRESHOLD_MMH, 20.0
 
 
 def _edges(lat: np.ndarray, lon: np.ndarray) -> list[float]:
