@@ -19,7 +19,7 @@ PACKAGE = REPO / "ppviz"
 
 #: Layers, lowest first (docs/architecture.md). A module may import its own layer and lower ones.
 LAYERS: list[tuple[str, ...]] = [
-    ("ppviz", "ppviz.constants", "ppviz.env", "ppviz.io"),
+    ("ppviz", "ppviz.constants", "ppviz.env", "ppviz.io", "ppviz.safe_text"),
     ("ppviz.data",),
     ("ppviz.spectral", "ppviz.maps", "ppviz.gibbs", "ppviz.baselines"),
     ("ppviz.metrics",),
@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("ppviz.request", "ppviz.pipeline", "ppviz.jobs", "ppviz.training"),
     ("ppviz.evaluation",),
     ("ppviz.views",),
-    ("ppviz.cli", "ppviz.serve", "ppviz.__main__"),
+    ("ppviz.cli", "ppviz.serve", "ppviz.serve_setup", "ppviz.http_headers", "ppviz.__main__"),
 ]
 #: Within the pipeline layer: the training uses the pipeline (held-out scores on its exact inference
 #: path); the request, the pipeline and the queue never use the training.
