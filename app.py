@@ -20,7 +20,7 @@ from pages.evaluation import EvaluationPage
 from pages.gibbs import GibbsPage
 from pages.latent import LatentPage
 from pages.safe import markdown, text
-from ppviz.explore import models as M
+from ppviz.views import cache as M
 from ppviz.maps import configure_cartopy
 
 configure_cartopy()

@@ -78,7 +78,7 @@ def make_ensemble(path: Path, dates: int, members: int, seed: int = 0) -> Path:
 
 
 def run(path: Path, client, time_chunk: int):
-    from ppviz.evaluation import _ensemble_data, open_ensemble
+    from ppviz.evaluation.run import _ensemble_data, open_ensemble
     from ppviz.metrics import EnsembleAccumulator, evaluate_chunks
 
     ds = open_ensemble(path, time_chunk=time_chunk)

@@ -156,7 +156,8 @@ def main(argv=None) -> int:
     from ppviz.data.canonical import write_dataset
     from ppviz.data.source import load_dataset
     from ppviz.evaluation import gibbs_of_truth
-    from ppviz.pipeline import Job, downscale
+    from ppviz.pipeline import downscale
+    from ppviz.request import DownscaleRequest
 
     torch.set_num_threads(2)
     ds = load_dataset(None)
@@ -169,7 +170,7 @@ def main(argv=None) -> int:
         runs = {}
         outputs = {}
         for key, model in (("pp", args.pp_model), ("tp", args.tp_model)):
-            job = Job(data=None, region=region, checkpoint=model, members=args.members, steps=args.steps,
+            job = DownscaleRequest(data=None, region=region, checkpoint=model, members=args.members, steps=args.steps,
                       seed=args.seed, device="cpu")
             ts = time.perf_counter()
             out = downscale(job, times, progress=False, command="benchmarks/results_table.py")

@@ -17,10 +17,10 @@ from pages.common import (
 )
 from pages.jobview import JobView
 from pages.safe import SafeDocument, markdown, text
-from ppviz.explore import curves as C
-from ppviz.explore import models as M
-from ppviz.explore import runs as R
-from ppviz.pipeline import MAX_MEMBERS
+from ppviz.views import curves as C
+from ppviz.views import cache as M
+from ppviz.views import runs as R
+from ppviz.request import MAX_MEMBERS, DownscaleRequest
 
 TrajStream = hv.streams.Stream.define("TrajStream", frame=0)
 
@@ -109,7 +109,7 @@ class CheckpointsPage(pn.viewable.Viewer):
         for tag, name in (("A", self.ckpt_a), ("B", self.ckpt_b)):
             if not name:
                 raise ValueError(f"choose a diffusion checkpoint for {tag}")
-            out[tag] = R.RunRequest(checkpoint=name, time=self.state.timestamp.strftime("%Y-%m-%dT%H:%M"),
+            out[tag] = DownscaleRequest(checkpoint=name, time=self.state.timestamp.strftime("%Y-%m-%dT%H:%M"),
                                     region=region.slug_or_box, members=self.members, steps=self.steps, seed=self.seed)
         return out
 

@@ -14,10 +14,10 @@ import panel as pn
 import param
 
 from pages.safe import alert, markdown, text
-from ppviz.explore import models as _models
+from ppviz.views import cache as _models
 from ppviz.maps import map_features
 
-TP_MIN = 0.1  # mm/h; drier cells are drawn clear
+from ppviz.constants import DRY_THRESHOLD_MMH as TP_MIN  # mm/h; drier cells are drawn clear
 
 # Canvas, not WebGL: our plots are small (images, a few hundred line points), and without a GPU
 # (headless or remote browsers, many laptops) Chromium's software WebGL makes every repaint copy

@@ -5,7 +5,7 @@ the number of member slots changes. A new hour, a finished run or another member
 plot's shape, so then the new arrays go straight into the drawn Bokeh data sources
 (:mod:`pages.direct`): only new image data and curves travel to the browser, in one message.
 Runs go through the process-wide job queue (:mod:`ppviz.jobs`) and the result cache
-(:mod:`ppviz.explore.runs`).
+(:mod:`ppviz.views.runs`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import functools
 import io
 import os
 import tempfile
-from dataclasses import dataclass, field
 
 import holoviews as hv
 import numpy as np
@@ -30,10 +29,11 @@ from pages.common import (
 from pages import direct as D
 from pages.jobview import JobView
 from pages.safe import code, markdown, text
-from ppviz.explore import curves as C
-from ppviz.explore import models as M
-from ppviz.explore import runs as R
-from ppviz.pipeline import MAX_MEMBERS
+from ppviz.views import curves as C
+from ppviz.views import cache as M
+from ppviz.views import runs as R
+from ppviz.views.runs import View
+from ppviz.request import MAX_MEMBERS, DownscaleRequest
 
 MAX_SLOTS = 8  # members drawn in the grid (the slider reaches all of them)
 _OVERVIEW_GROUPS: dict = {}
@@ -52,26 +52,6 @@ def _overview_group(bounds_latlon) -> str:
 
 ViewStream = hv.streams.Stream.define("ViewStream", view=None)
 OverviewStream = hv.streams.Stream.define("OverviewStream", view=None)
-
-
-@dataclass
-class View:
-    """What the maps and curves show: inputs of the hour, the run (or None), the selection."""
-
-    inputs: object
-    run: object | None
-    member: int = 0
-    shown: list = field(default_factory=list)
-
-    @functools.cached_property
-    def mean_spread(self):
-        if self.run is None:
-            return None
-        return C.mean_and_spread(self.run.ensemble, self.shown)
-
-    @property
-    def when(self) -> str:
-        return f"{self.inputs.time:%Y-%m-%d %H:%M}"
 
 
 class DownscalePage(pn.viewable.Viewer):
@@ -136,7 +116,7 @@ class DownscalePage(pn.viewable.Viewer):
         if not self.checkpoint:
             return None
         time = self.state.timestamp if time is None else time
-        return R.RunRequest(checkpoint=self.checkpoint, time=time.strftime("%Y-%m-%dT%H:%M"),
+        return DownscaleRequest(checkpoint=self.checkpoint, time=time.strftime("%Y-%m-%dT%H:%M"),
                             region=region.slug_or_box, members=self.members, steps=self.steps, seed=self.seed)
 
     def _refresh(self, *events):
@@ -487,7 +467,7 @@ class DownscalePage(pn.viewable.Viewer):
                 return io.BytesIO(f.read())
 
     def _png_bytes(self):
-        from ppviz.figures import ensemble_png
+        from ppviz.views.figures import ensemble_png
 
         v = self._view
         if v is None or v.run is None:

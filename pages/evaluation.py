@@ -17,8 +17,9 @@ from pages.common import (
 )
 from pages.jobview import JobView
 from pages.safe import markdown, text
-from ppviz.explore import evaluation as E
+from ppviz.views import evaluation as E
 from ppviz.jobs import default_queue
+from ppviz.request import DownscaleRequest
 
 SOURCE_STYLE = {"truth": ("black", 2.5), "ensemble": ("#1f77b4", 2.5), "bicubic": ("#ff7f0e", 1.5),
                 "nearest": ("#8c564b", 1.2), "pp_bicubic": ("#2ca02c", 1.5), "ensemble_mean": ("#9467bd", 1.5)}
@@ -72,9 +73,9 @@ class EvaluationPage(pn.viewable.Viewer):
             region = self.state.parsed_region()
             if not self.checkpoint:
                 raise ValueError("no diffusion checkpoint is available to evaluate")
-            req = E.EvalRequest(self.checkpoint, self.start, self.end, region.slug_or_box, self.members, self.steps,
-                                self.seed)
-            req.validate(self.state.ds)
+            req = DownscaleRequest(self.checkpoint, self.start, region.slug_or_box, self.members, self.steps,
+                                   self.seed, end=self.end)
+            E.validate_evaluation(req, self.state.ds)
         except Exception as exc:  # noqa: BLE001
             self._show(alert(error_text(exc)))
             return

@@ -14,7 +14,7 @@ from pages.common import (
     region_controls, time_controls,
 )
 from pages.safe import markdown
-from ppviz.explore import ringing as G
+from ppviz.views import ringing as G
 from ppviz.spectral import DEFAULT_CUTOFF_KM
 
 MAX_MARKS = 4000  # marked cells drawn per kind (a regular subsample beyond)

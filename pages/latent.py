@@ -13,8 +13,8 @@ from pages.common import (
     region_controls, time_controls,
 )
 from pages.safe import markdown, text
-from ppviz.explore import latent as L
-from ppviz.explore import models as M
+from ppviz.views import latent as L
+from ppviz.views import cache as M
 
 
 def _seamless_quads(plot, element):

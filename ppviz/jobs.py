@@ -18,23 +18,24 @@ job's ``error`` (status ``failed``), never the worker's death.
 
 :func:`default_queue` is the one queue of the process (size from ``$PPVIZ_MAX_JOBS``, default 1
 on a CPU-only machine, 2 with a GPU). :class:`ResultCache` keeps finished results by key with a
-least-recently-used bound on both count and bytes; :func:`ensemble_key` builds the key of a
-downscaling run.
+least-recently-used bound on both count and bytes (the key of a downscaling run is
+:attr:`ppviz.request.DownscaleRequest.key`).
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
 import traceback
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from dataclasses import fields, is_dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
+
+from ppviz.env import env_int
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
@@ -168,14 +169,8 @@ class Job:
 
 def default_max_jobs() -> int:
     """``$PPVIZ_MAX_JOBS``, else 2 with a CUDA GPU and 1 on a CPU-only machine."""
-    raw = os.environ.get(MAX_JOBS_ENV, "").strip()
-    if raw:
-        try:
-            n = int(raw)
-        except ValueError:
-            raise ValueError(f"{MAX_JOBS_ENV}={raw!r} is not a whole number (allowed 1..64)") from None
-        if not 1 <= n <= 64:
-            raise ValueError(f"{MAX_JOBS_ENV}={n} is out of range; allowed 1..64")
+    n = env_int(MAX_JOBS_ENV, 1, 64, unit="jobs")
+    if n is not None:
         return n
     try:
         import torch
@@ -308,30 +303,6 @@ def default_queue() -> JobQueue:
 
 
 # -- results cache ------------------------------------------------------------------------------
-
-
-class EnsembleKey(NamedTuple):
-    """What identifies a downscaling result (see :func:`ensemble_key`)."""
-
-    checkpoint: str
-    pp_checkpoint: str
-    time: str
-    region: str
-    seed: int
-    steps: int
-    members: int
-    churn: float
-
-
-def ensemble_key(checkpoint, pp_checkpoint, time, region, seed, steps, members, churn=0.0) -> EnsembleKey:
-    """The cache key of one run; ``time`` to the hour, ``region`` as its slug or snapped box."""
-    import pandas as pd
-
-    from ppviz.data.regions import Region
-
-    reg = region if isinstance(region, Region) else Region.parse(str(region))
-    return EnsembleKey(str(checkpoint), str(pp_checkpoint), pd.Timestamp(time).strftime("%Y-%m-%dT%H:%M"),
-                       reg.slug_or_box, int(seed), int(steps), int(members), float(churn))
 
 
 def nbytes_of(obj: Any, _depth: int = 0) -> int:

@@ -1,48 +1,24 @@
 """Offline coastlines and borders from Natural Earth shapefiles (cartopy's layout).
 
-Nothing here downloads. The Natural Earth directory is, in order: ``$PPVIZ_NATURAL_EARTH``,
-cartopy's ``pre_existing_data_dir`` if set, then ``../shared/natural-earth`` beside the checkout.
-It must contain ``shapefiles/natural_earth/{physical,cultural}/ne_<res>_*.shp``. When no files are
+Nothing here downloads. The Natural Earth directory is the one of the land-sea mask,
+:func:`ppviz.data.naturalearth.natural_earth_dir` (``$PPVIZ_NATURAL_EARTH`` first). When no files are
 found, maps draw without coastlines and :func:`map_features` says why in its ``message``.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-ENV = "PPVIZ_NATURAL_EARTH"
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_NATURAL_EARTH = REPO_ROOT.parent / "shared" / "natural-earth"
+from ppviz.data.naturalearth import ENV, natural_earth_dir, natural_earth_file
 
 _FILES = {
     "coastline": ("physical", "coastline"),
     "borders": ("cultural", "admin_0_boundary_lines_land"),
 }
-
-
-def natural_earth_dir() -> Path | None:
-    """The Natural Earth root in use, or None if there is none on this machine."""
-    candidates = []
-    if os.environ.get(ENV):
-        candidates.append(Path(os.environ[ENV]))
-    try:
-        import cartopy
-
-        pre = cartopy.config.get("pre_existing_data_dir")
-        if pre:
-            candidates.append(Path(pre))
-    except ImportError:  # cartopy is a dependency, but maps still draw without it
-        pass
-    candidates.append(SHARED_NATURAL_EARTH)
-    for c in candidates:
-        if (c / "shapefiles" / "natural_earth").is_dir():
-            return c
-    return None
 
 
 def configure_cartopy() -> Path | None:
@@ -89,8 +65,8 @@ def map_features(bounds: tuple[float, float, float, float], resolution: str = "5
         clip = box(lon0, lat0, lon1, lat1)
         lines = {}
         for name, (category, stem) in _FILES.items():
-            path = root / "shapefiles" / "natural_earth" / category / f"ne_{resolution}_{stem}.shp"
-            if not path.exists():
+            path = natural_earth_file(category, stem, resolution)
+            if path is None:
                 continue
             xs, ys = [], []
             for geom in shapereader.Reader(str(path)).geometries():

@@ -41,12 +41,11 @@ import xarray as xr
 
 import ppviz
 from ppviz import baselines
-from ppviz.data.grid import COARSE_FACTOR, FINE_RES_DEG, Grid, coarsen_blocks
+from ppviz.constants import FINE_RES_DEG
+from ppviz.data.grid import COARSE_FACTOR, Grid, coarsen_blocks
 from ppviz.data.regions import Region
+from ppviz.request import COARSE_FROM, DownscaleRequest, check_request
 
-COARSE_FROM = ("fine", "coarse")
-MAX_MEMBERS = 64
-MAX_STEPS = 1000
 TP_ATTRS = {"units": "mm h-1", "standard_name": "precipitation_flux_expressed_as_rate",
             "long_name": "total precipitation rate"}
 PP_ATTRS = {"units": "1", "long_name": "pseudo-precipitation (standard normal latent)"}
@@ -161,14 +160,6 @@ def is_coarse_dataset(ds: xr.Dataset) -> bool:
     """True for data on the 1 deg grid (no truth to compare with)."""
     res = float(ds.lat.values[1] - ds.lat.values[0])
     return abs(res - FINE_RES_DEG * COARSE_FACTOR) < 1e-6
-
-
-def check_request(members: int, steps: int) -> None:
-    """ValueError naming the allowed range when members or steps are out of bounds."""
-    if not 1 <= int(members) <= MAX_MEMBERS:
-        raise ValueError(f"members must be 1..{MAX_MEMBERS}, got {members}")
-    if not 2 <= int(steps) <= MAX_STEPS:
-        raise ValueError(f"steps must be 2..{MAX_STEPS}, got {steps}")
 
 
 @dataclass
@@ -309,7 +300,7 @@ def downscale_time(
     ``callback`` is called after every sampler step with the sampler's dict (``i``, ``sigma``,
     ``x`` and ``denoised`` as full fine PP fields, ``members``), for progress bars and
     trajectory views. Raises ValueError for a time outside the data, a region outside it, or
-    members/steps out of bounds (:func:`check_request`).
+    members/steps out of bounds (:func:`ppviz.request.check_request`).
     """
     check_request(members, steps)
     inp = coarse_input(models, ds, time, region, coarse_from)
@@ -334,43 +325,11 @@ def downscale_time(
 # -- many time steps ---------------------------------------------------------------------------
 
 
-def select_times(ds: xr.Dataset, start, end=None) -> list[pd.Timestamp]:
-    """The data's time steps from ``start`` to ``end`` inclusive (``end`` None: just ``start``)."""
-    from ppviz.data.source import parse_time, select_time, time_range_text
-
-    if end is None:
-        return [pd.Timestamp(select_time(ds, start).time.values)]
-    t0, t1 = parse_time(start), parse_time(end)
-    if t1 < t0:
-        raise ValueError(f"end {t1:%Y-%m-%d %H:%M} is before start {t0:%Y-%m-%d %H:%M}")
-    times = pd.DatetimeIndex(ds.time.values)
-    chosen = times[(times >= t0) & (times <= t1)]
-    if chosen.size == 0:
-        raise ValueError(f"no time steps between {t0:%Y-%m-%d %H:%M} and {t1:%Y-%m-%d %H:%M}; data: {time_range_text(ds)}")
-    return list(chosen)
-
-
-@dataclass(frozen=True)
-class Job:
-    """A picklable description of a downscaling run (what a dask worker needs)."""
-
-    data: str | None
-    region: str
-    checkpoint: str | None = None
-    pp_checkpoint: str | None = None
-    members: int = 4
-    steps: int = 18
-    seed: int = 0
-    churn: float = 0.0
-    coarse_from: str = "fine"
-    device: str | None = None
-
-
 _WORKER_MODELS: dict[tuple, Models] = {}
 _WORKER_DATA: dict[str | None, xr.Dataset] = {}
 
 
-def _worker_models(job: Job) -> Models:
+def _worker_models(job: DownscaleRequest) -> Models:
     # One load per process (a dask worker keeps this module and its caches between tasks).
     key = (job.checkpoint, job.pp_checkpoint, job.device)
     if key not in _WORKER_MODELS:
@@ -386,7 +345,7 @@ def _worker_data(path: str | None) -> xr.Dataset:
     return _WORKER_DATA[path]
 
 
-def run_job_time(job: Job, time) -> xr.Dataset:
+def run_job_time(job: DownscaleRequest, time) -> xr.Dataset:
     """One time step of ``job`` as a dataset (runs on a dask worker or in-process)."""
     models = _worker_models(job)
     ds = _worker_data(job.data)
@@ -399,7 +358,7 @@ def run_job_time(job: Job, time) -> xr.Dataset:
 
 
 def downscale(
-    job: Job,
+    job: DownscaleRequest,
     times: Sequence,
     *,
     client=None,
@@ -410,10 +369,10 @@ def downscale(
 
     Parameters
     ----------
-    job : Job
-        Data, region, checkpoints and sampler settings.
+    job : ppviz.request.DownscaleRequest
+        Data, region, checkpoints and sampler settings (its time fields are not used: ``times`` are).
     times : sequence of timestamps
-        Steps of the data (see :func:`select_times`).
+        Steps of the data (see :func:`ppviz.data.source.select_times`).
     client : dask.distributed.Client, optional
         Run the times as tasks on this cluster (each worker loads the models once). None: in this
         process, one after another.
@@ -424,8 +383,7 @@ def downscale(
     """
     from tqdm.auto import tqdm
 
-    check_request(job.members, job.steps)
-    Region.parse(job.region)  # fail early, before any worker starts
+    job.check()  # fail early, before any worker starts
     parts: list[xr.Dataset] = []
     if client is None:
         for t in tqdm(list(times), desc="downscale", unit="time", disable=not progress):
@@ -445,7 +403,7 @@ def downscale(
     return out
 
 
-def provenance_attrs(job: Job, models_provenance: dict, command: str | None, client=None) -> dict:
+def provenance_attrs(job: DownscaleRequest, models_provenance: dict, command: str | None, client=None) -> dict:
     """CF global attributes and provenance (checkpoint hashes, sampler, seeds) of a run."""
     region = Region.parse(job.region)
     now = pd.Timestamp.now("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -41,14 +41,12 @@ import scipy.fft
 import scipy.sparse
 from scipy.signal import windows as _windows
 
-__all__ = [
-    "DEFAULT_CUTOFF_KM", "EARTH_RADIUS_KM", "KM_PER_DEG", "RadialBins", "gibbs_diagnostics",
-    "preprocess", "radial_bins", "rapsd", "rapsd_xr", "truncate",
-]
+from ppviz.constants import FINE_DX_KM, KM_PER_DEG
+from ppviz.data.grid import grid_spacing_km
 
-EARTH_RADIUS_KM = 6371.0
-#: Length of one degree of latitude (great-circle arc), 111.195 km.
-KM_PER_DEG = float(np.deg2rad(1.0) * EARTH_RADIUS_KM)
+__all__ = ["DEFAULT_CUTOFF_KM", "RadialBins", "gibbs_diagnostics", "preprocess", "radial_bins", "rapsd", "rapsd_xr",
+           "truncate"]
+
 #: Default truncation wavelength: the 1 deg scale, ``2 * 111.195 km`` = 222.39 km.  This is the
 #: Nyquist wavelength (two grid lengths) of a 1 deg grid, i.e. the shortest wave the coarse
 #: 1 deg model can represent; truncating the 0.25 deg field there mimics the coarse input.
@@ -341,11 +339,9 @@ def rapsd_xr(da, dx_km: float | None = None, *, window: str | None = None, detre
     if dx_km is None:
         if ydim not in da.coords:
             raise ValueError(f"dx_km is None and da has no coordinate for {ydim!r} to derive it")
-        lat = np.asarray(da[ydim].values, dtype=np.float64)
-        d = np.diff(lat)
-        if d.size == 0 or not np.allclose(d, d[0], rtol=1e-6, atol=1e-9) or d[0] == 0:
+        dx_km = grid_spacing_km(da[ydim].values)
+        if dx_km is None:
             raise ValueError(f"{ydim!r} must be regularly spaced to derive dx_km; pass dx_km")
-        dx_km = float(np.deg2rad(abs(d[0])) * EARTH_RADIUS_KM)
     if min(da.shape[-2:]) < 4:
         raise ValueError(f"da must be at least 4x4 in ({ydim}, {xdim}), got {da.shape[-2:]}")
     k = radial_bins(tuple(int(n) for n in da.shape[-2:]), _check_dx(dx_km)).wavenumber.copy()
@@ -390,7 +386,7 @@ def _lowpass_mask_dct(ny: int, nx: int, dx: float, kc: float) -> np.ndarray:
     return np.hypot(ky, kx) <= kc
 
 
-def truncate(field, cutoff_km: float = DEFAULT_CUTOFF_KM, dx_km: float = 27.8, method: str = "fft"):
+def truncate(field, cutoff_km: float = DEFAULT_CUTOFF_KM, dx_km: float = FINE_DX_KM, method: str = "fft"):
     """Sharp spectral low-pass on the same grid: keep wavelengths >= ``cutoff_km``.
 
     Keeps the modes with ``|k| = sqrt(kx**2 + ky**2) <= 1 / cutoff_km`` (relative tolerance

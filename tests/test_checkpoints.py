@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import ppviz.checkpoints as ck
+from ppviz.checkpoints import lookup, registry, store
 from ppviz.checkpoints import (
     ARCHITECTURES,
     CheckpointError,
@@ -31,7 +32,7 @@ def isolated_dirs(tmp_path, monkeypatch):
     """No test sees the repo's pretrained/ or the user's $PPVIZ_CHECKPOINTS."""
     pre = tmp_path / "pretrained"
     pre.mkdir()
-    monkeypatch.setattr(ck, "PRETRAINED_DIR", pre)
+    monkeypatch.setattr(lookup, "PRETRAINED_DIR", pre)
     monkeypatch.delenv("PPVIZ_CHECKPOINTS", raising=False)
     return pre
 
@@ -60,11 +61,11 @@ def _rewrite_weights(path: Path, tensors: dict) -> None:
     from safetensors.torch import save_file
 
     save_file(tensors, str(path / "model.safetensors"))
-    header = ck.read_safetensors_header((path / "model.safetensors").read_bytes())
+    header = ck.read_safetensors_header(path / "model.safetensors")
 
     def fix(doc):
         doc["weights"]["sha256"] = file_sha256(path / "model.safetensors")
-        doc["weights"]["tensors"] = ck._manifest_from_header(header)
+        doc["weights"]["tensors"] = ck.manifest_from_header(header)
 
     _edit_config(path, fix)
 
@@ -137,7 +138,7 @@ def _failing_save_file(tensors, filename, metadata=None):
 
 
 def test_interrupted_save_leaves_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(ck, "save_file", _failing_save_file)
+    monkeypatch.setattr(store, "save_file", _failing_save_file)
     with pytest.raises(OSError, match="simulated"):
         _save(tmp_path / "pp-new")
     assert list(tmp_path.iterdir()) == [tmp_path / "pretrained"]  # no target, no temporaries
@@ -148,7 +149,7 @@ def test_interrupted_overwrite_keeps_the_existing_checkpoint(tmp_path, monkeypat
     before = {p.name: p.read_bytes() for p in path.iterdir()}
     with pytest.raises(FileExistsError):
         _save(path, _pp(seed=2))
-    monkeypatch.setattr(ck, "save_file", _failing_save_file)
+    monkeypatch.setattr(store, "save_file", _failing_save_file)
     with pytest.raises(OSError, match="simulated"):
         _save(path, _pp(seed=2), overwrite=True)
     assert {p.name: p.read_bytes() for p in path.iterdir()} == before
@@ -259,7 +260,7 @@ def test_architecture_registry(monkeypatch):
     with pytest.raises(ValueError, match="known architectures.*pp-mlp"):
         ck.get_architecture("nope")
     with pytest.raises(ValueError, match="already registered"):
-        register_architecture("pp-mlp", PPConfig, ck._build_pp)
+        register_architecture("pp-mlp", PPConfig, registry._build_pp)
     monkeypatch.setitem(ARCHITECTURES, "lazy", ck.Architecture("lazy", None, "ppviz.no_such_module:build"))
     with pytest.raises(ValueError, match="could not be imported"):
         ARCHITECTURES["lazy"].build({})
@@ -272,10 +273,10 @@ def test_lazy_entry_is_replaceable_and_unavailable_ones_are_refused_clearly(tmp_
     path = _save(tmp_path / "pp-n", architecture="pp-mlp")
     _edit_config(path, lambda d: d.update(architecture="pp-later"))
     _refused(path, "'pp-n'", "architecture 'pp-later' is not available", "ppviz.no_such_module")
-    register_architecture("pp-later", PPConfig, ck._build_pp)  # a module registering itself: allowed
+    register_architecture("pp-later", PPConfig, registry._build_pp)  # a module registering itself: allowed
     assert isinstance(load_checkpoint(path).model, PPAutoencoder)
     with pytest.raises(ValueError, match="already registered"):
-        register_architecture("pp-later", PPConfig, ck._build_pp)
+        register_architecture("pp-later", PPConfig, registry._build_pp)
 
 
 def test_import_does_not_import_diffusion_code():
@@ -288,7 +289,7 @@ def test_import_does_not_import_diffusion_code():
 
 
 def test_registered_architecture_by_import_path(tmp_path, monkeypatch):
-    monkeypatch.setitem(ARCHITECTURES, "pp-lazy", ck.Architecture("pp-lazy", "ppviz.models.pp:PPConfig", "ppviz.checkpoints:_build_pp"))
+    monkeypatch.setitem(ARCHITECTURES, "pp-lazy", ck.Architecture("pp-lazy", "ppviz.models.pp:PPConfig", "ppviz.checkpoints.registry:_build_pp"))
     path = _save(tmp_path / "pp-l", architecture="pp-lazy")
     assert isinstance(load_checkpoint(path).model, PPAutoencoder)
 

@@ -31,7 +31,7 @@ from ppviz.diffusion import (
     sample_heun,
     upsample_coarse,
 )
-from ppviz.diffusion.training import (
+from ppviz.training.diffusion_loop import (
     DiffusionTrainConfig,
     draw_crops,
     load_ema_model,

@@ -19,14 +19,11 @@ from ppviz.data.canonical import validate_canonical, write_dataset
 from ppviz.data.era5 import read_single_level
 from ppviz.data.grid import EUROPE, Grid
 from ppviz.data.prepare import compute_vimd_file, prepare_dataset
+from ppviz.constants import EARTH_RADIUS_M
+from ppviz.constants import STANDARD_GRAVITY as G
+from ppviz.data.levels import model_level_thickness, open_level_file, pressure_level_thickness, read_levels_table
 from ppviz.data.vimd import (
-    EARTH_RADIUS_M,
-    G,
-    model_level_thickness,
     moisture_flux,
-    open_level_file,
-    pressure_level_thickness,
-    read_levels_table,
     spherical_divergence,
     vertical_integral,
     vimd_from_levels,

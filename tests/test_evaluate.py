@@ -18,8 +18,9 @@ from ppviz.data.source import load_dataset
 from ppviz.diffusion import Downscaler, DownscalerConfig
 from ppviz.models.pp import PPAutoencoder, PPConfig
 from ppviz.models.unet import UNetConfig
-from ppviz.pipeline import Job, Models, downscale, downscale_time
-from ppviz.report import FIGURES
+from ppviz.pipeline import Models, downscale, downscale_time
+from ppviz.request import DownscaleRequest
+from ppviz.evaluation.figures import FIGURES
 from ppviz.tp_target import LogTPTransform, target_of, transform_from_extra
 
 REGION = "alps"
@@ -61,7 +62,7 @@ def ds():
 @pytest.fixture(scope="module")
 def ens_file(env, ds, tmp_path_factory):
     """A small downscale output: 3 times x 3 members over the Alps, tiny untrained models."""
-    job = Job(data=None, region=REGION, checkpoint="test-edm", pp_checkpoint="test-pp", members=3, steps=3)
+    job = DownscaleRequest(data=None, region=REGION, checkpoint="test-edm", pp_checkpoint="test-pp", members=3, steps=3)
     out = downscale(job, list(ds.time.values[[5, 11, 17]]), progress=False, command="test")
     path = tmp_path_factory.mktemp("ens") / "alps.nc"
     write_dataset(out, path)
@@ -154,7 +155,7 @@ def test_tp_target_model_skips_pp_in_the_pipeline(env, ds):
 
 
 def test_tp_target_downscale_output_evaluates(env, ds, tmp_path, capsys):
-    job = Job(data=None, region=REGION, checkpoint="test-edm-tp", pp_checkpoint="test-pp", members=2, steps=3)
+    job = DownscaleRequest(data=None, region=REGION, checkpoint="test-edm-tp", pp_checkpoint="test-pp", members=2, steps=3)
     res = downscale(job, list(ds.time.values[[5, 6]]), progress=False)
     assert res.attrs["diffusion_target"] == "tp" and "inverse transform" in res.attrs["source"]
     write_dataset(res, tmp_path / "tp.nc")

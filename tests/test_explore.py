@@ -1,4 +1,4 @@
-"""The computations behind the dashboard (ppviz.explore, ppviz.figures) on a tiny untrained model."""
+"""The computations behind the dashboard (ppviz.views, ppviz.views.figures) on a tiny untrained model."""
 
 from __future__ import annotations
 
@@ -9,19 +9,20 @@ import pytest
 import xarray as xr
 
 from ppviz.jobs import CANCELLED, DONE, JobQueue, ResultCache
+from ppviz.request import DownscaleRequest
 
 T = "2021-01-02T06:00"
 
 
 @pytest.fixture(scope="module")
 def run(tiny):
-    from ppviz.explore.runs import RunRequest, run_ensemble
+    from ppviz.views.runs import run_ensemble
 
-    return run_ensemble(RunRequest(tiny, T, "sample", members=3, steps=4, seed=1))
+    return run_ensemble(DownscaleRequest(tiny, T, "sample", members=3, steps=4, seed=1))
 
 
 def test_parse_region_and_box_text():
-    from ppviz.explore.models import box_text, parse_region
+    from ppviz.views.cache import box_text, parse_region
 
     assert parse_region("alps").name == "alps"
     from ppviz.data.regions import Region
@@ -35,7 +36,8 @@ def test_parse_region_and_box_text():
 
 
 def test_checkpoint_names_refuse_paths(tiny):
-    from ppviz.explore.models import check_checkpoint, preferred_checkpoint
+    from ppviz.checkpoints import check_checkpoint
+    from ppviz.views.cache import preferred_checkpoint
 
     assert check_checkpoint(tiny, "diffusion") == tiny
     with pytest.raises(ValueError, match="paths are not accepted"):
@@ -46,7 +48,7 @@ def test_checkpoint_names_refuse_paths(tiny):
 
 
 def test_inputs_without_a_diffusion_model():
-    from ppviz.explore.models import dataset, inputs, parse_region
+    from ppviz.views.cache import dataset, inputs, parse_region
 
     inp = inputs(dataset(), T, parse_region("sample"))
     assert inp.coarse_tp.shape == (10, 10) and inp.truth_tp.shape == (40, 40)
@@ -54,14 +56,12 @@ def test_inputs_without_a_diffusion_model():
 
 
 def test_run_request_validates_and_keys():
-    from ppviz.explore.runs import RunRequest
-
-    r = RunRequest("x", T, "sample", members=2, steps=3)
-    assert r.key == RunRequest("x", "2021-01-02 06:00", "Sample", members=2, steps=3).key
+    r = DownscaleRequest("x", T, "sample", members=2, steps=3)
+    assert r.key == DownscaleRequest("x", "2021-01-02 06:00", "Sample", members=2, steps=3).key
     with pytest.raises(ValueError, match="members must be"):
-        RunRequest("x", T, "sample", members=0).validate()
+        DownscaleRequest("x", T, "sample", members=0).validate()
     with pytest.raises(ValueError, match="steps must be"):
-        RunRequest("x", T, "sample", steps=1).validate()
+        DownscaleRequest("x", T, "sample", steps=1).validate()
 
 
 def test_run_has_trajectory_and_dataset(run):
@@ -74,7 +74,7 @@ def test_run_has_trajectory_and_dataset(run):
 
 
 def test_curves(run):
-    from ppviz.explore import curves as C
+    from ppviz.views import curves as C
 
     ens = run.ensemble
     sp = C.spectra(ens, [0, 2])
@@ -93,16 +93,16 @@ def test_curves(run):
 
 
 def test_submit_caches_and_cancels(tiny):
-    from ppviz.explore.runs import RunRequest, submit
+    from ppviz.views.runs import submit
 
     queue, cache = JobQueue(1), ResultCache(4)
     try:
-        req = RunRequest(tiny, T, "sample", members=2, steps=3, seed=7)
+        req = DownscaleRequest(tiny, T, "sample", members=2, steps=3, seed=7)
         run, job = submit(req, queue=queue, cache=cache)
         assert run is None and job.wait(120) and job.status == DONE
         run, job = submit(req, queue=queue, cache=cache)
         assert job is None and run.request == req
-        long = RunRequest(tiny, T, "europe", members=8, steps=400, seed=7)
+        long = DownscaleRequest(tiny, T, "europe", members=8, steps=400, seed=7)
         _, job = submit(long, queue=queue, cache=cache)
         for _ in range(600):
             if job.progress > 0:
@@ -115,9 +115,9 @@ def test_submit_caches_and_cancels(tiny):
 
 
 def test_latent_and_ringing_fields():
-    from ppviz.explore import latent as L
-    from ppviz.explore import ringing as G
-    from ppviz.explore.models import dataset, load_pp, parse_region
+    from ppviz.views import latent as L
+    from ppviz.views import ringing as G
+    from ppviz.views.cache import dataset, load_pp, parse_region
 
     reg = parse_region("sample")
     f = L.pp_fields(dataset(), T, reg)
@@ -137,7 +137,7 @@ def test_latent_and_ringing_fields():
 
 
 def test_rain_edge_row():
-    from ppviz.explore.ringing import rain_edge_row
+    from ppviz.views.ringing import rain_edge_row
 
     tp = np.zeros((6, 8))
     tp[3, 4:] = 5.0
@@ -147,9 +147,9 @@ def test_rain_edge_row():
 
 
 def test_evaluation_round_trip_and_roots(tiny, tmp_path, monkeypatch):
-    from ppviz.explore import evaluation as E
+    from ppviz.views import evaluation as E
 
-    req = E.EvalRequest(tiny, "2021-01-02T06", "2021-01-02T07", "sample", members=2, steps=4)
+    req = DownscaleRequest(tiny, "2021-01-02T06", "sample", members=2, steps=4, end="2021-01-02T07")
     res = E.evaluate_range(req)
     assert res.scalars["n_times"] == 2 and "spectrum" in res.curves
     assert res.maps["percentile_ratio"].dims == ("forecast", "percentile", "lat", "lon")
@@ -168,22 +168,22 @@ def test_evaluation_round_trip_and_roots(tiny, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="no metrics.json"):
         E.load_evaluation(tmp_path)
     with pytest.raises(ValueError, match="at least 2 members"):
-        E.EvalRequest(tiny, "2021-01-02T06", "2021-01-02T07", "sample", members=1).validate(None)
+        E.validate_evaluation(DownscaleRequest(tiny, "2021-01-02T06", "sample", members=1, end="2021-01-02T07"), None)
     with pytest.raises(ValueError, match="before start"):
-        from ppviz.explore.models import dataset
+        from ppviz.views.cache import dataset
 
-        E.EvalRequest(tiny, "2021-01-02T07", "2021-01-02T06", "sample").validate(dataset())
+        E.validate_evaluation(DownscaleRequest(tiny, "2021-01-02T07", "sample", end="2021-01-02T06"), dataset())
 
 
 def test_ensemble_png(run):
-    from ppviz.figures import ensemble_png
+    from ppviz.views.figures import ensemble_png
 
     png = ensemble_png(run, member=1, members=[0, 1])
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
 
 
 def test_a_data_file_that_vanishes_gives_a_message_and_comes_back(tmp_path, monkeypatch):
-    import ppviz.explore.models as em
+    import ppviz.views.cache as em
     from ppviz.data.canonical import write_dataset
     from ppviz.data.source import load_dataset
 

@@ -9,9 +9,13 @@ import numpy as np
 import pytest
 
 from ppviz.jobs import (
-    CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobCancelled, JobQueue, ResultCache, default_max_jobs, ensemble_key,
-    nbytes_of,
+    CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobCancelled, JobQueue, ResultCache, default_max_jobs, nbytes_of,
 )
+from ppviz.request import DownscaleRequest
+
+
+def ensemble_key(checkpoint, pp_checkpoint, time, region, seed, steps, members, churn=0.0):
+    return DownscaleRequest(checkpoint, time, region, members, steps, seed, churn, pp_checkpoint).key
 
 
 @pytest.fixture

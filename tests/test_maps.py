@@ -5,6 +5,7 @@ import time
 import numpy as np
 
 from ppviz import maps
+from ppviz.data import naturalearth
 
 
 def test_coastlines_from_shared_natural_earth(natural_earth, monkeypatch):
@@ -21,7 +22,8 @@ def test_coastlines_from_shared_natural_earth(natural_earth, monkeypatch):
 
 def test_no_files_no_network_still_answers_quickly(tmp_path, monkeypatch):
     monkeypatch.setenv(maps.ENV, str(tmp_path / "nowhere"))
-    monkeypatch.setattr(maps, "SHARED_NATURAL_EARTH", tmp_path / "also-nowhere")
+    monkeypatch.setattr(naturalearth, "SHARED_NATURAL_EARTH", tmp_path / "also-nowhere")
+    monkeypatch.delenv("CARTOPY_DATA_DIR", raising=False)
     import cartopy
 
     monkeypatch.setitem(cartopy.config, "pre_existing_data_dir", "")

@@ -14,7 +14,7 @@ from scipy import stats
 
 from ppviz import metrics as M
 from ppviz.metrics.accumulate import ExactSum, QuantileHistogramAccumulator
-from ppviz.spectral import KM_PER_DEG
+from ppviz.constants import KM_PER_DEG
 
 DX_KM = float(np.deg2rad(0.25) * 6371.0)
 

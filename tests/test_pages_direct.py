@@ -25,8 +25,8 @@ def page_in_doc(tiny):
 
     from pages.common import SharedState
     from pages.downscale import DownscalePage
-    from ppviz.explore import models as M
-    from ppviz.explore import runs as R
+    from ppviz.views import cache as M
+    from ppviz.views import runs as R
 
     warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
     doc = Document()

@@ -15,7 +15,8 @@ from ppviz.data.source import load_dataset
 from ppviz.diffusion import Downscaler, DownscalerConfig
 from ppviz.models.pp import PPAutoencoder, PPConfig, encode_numpy
 from ppviz.models.unet import UNetConfig
-from ppviz.pipeline import Job, Models, coarse_input, downscale, downscale_time, member_seed
+from ppviz.pipeline import Models, coarse_input, downscale, downscale_time, member_seed
+from ppviz.request import DownscaleRequest
 
 REGION = "alps"  # 44-48N, 5-16E after snapping: not a multiple of the U-Net's size, so it pads
 
@@ -106,7 +107,7 @@ def test_time_outside_the_data_is_refused(models, ds):
 
 
 def test_downscale_many_times_in_process(models, ds, ckpt_dir):
-    job = Job(data=None, region=REGION, checkpoint="test-edm", pp_checkpoint="test-pp", members=2, steps=3)
+    job = DownscaleRequest(data=None, region=REGION, checkpoint="test-edm", pp_checkpoint="test-pp", members=2, steps=3)
     out = downscale(job, [_t(ds, 3), _t(ds, 4)], progress=False, command="test")
     assert out.sizes["time"] == 2 and out["tp"].dims == ("member", "time", "lat", "lon")
     assert out.attrs["Conventions"] == "CF-1.8" and len(out.attrs["diffusion_checkpoint_sha256"]) == 64

@@ -16,14 +16,9 @@ import xarray as xr
 from ppviz.data.canonical import VARIABLE_ATTRS, validate_canonical
 from ppviz.data.geography import land_sea_mask, orography, static_fields
 from ppviz.data.grid import EUROPE
-from ppviz.data.calibration import REAL_SAMPLE_TARGETS, calibration_statistics
-from ppviz.data.synthetic import (
-    GENERATOR_VERSION,
-    default_dataset_path,
-    ensure_default_dataset,
-    load_default_dataset,
-    synthesize,
-)
+from ppviz.metrics.calibration import REAL_SAMPLE_TARGETS, calibration_statistics
+from ppviz.data.source import default_dataset_path, ensure_default_dataset, load_default_dataset
+from ppviz.data.synthetic import GENERATOR_VERSION, synthesize
 
 #: The real ERA5 sample, beside the checkout (the conftest's ``era5_sample`` fixture skips when it
 #: is missing, and fails when CI=true).

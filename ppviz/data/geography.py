@@ -3,11 +3,8 @@
 Land-sea mask
 -------------
 Rasterised from Natural Earth land polygons (public domain) when a Natural Earth directory in
-cartopy's layout (``shapefiles/natural_earth/physical/ne_50m_land.shp``) can be found, in order:
-
-1. ``$PPVIZ_NATURAL_EARTH``;
-2. ``$CARTOPY_DATA_DIR`` and cartopy's ``pre_existing_data_dir`` / ``data_dir`` (never downloads);
-3. ``<repo>/../shared/natural-earth`` (the layout of the ppviz development machines).
+cartopy's layout (``shapefiles/natural_earth/physical/ne_50m_land.shp``) can be found by
+:mod:`ppviz.data.naturalearth` (the same lookup as the coastlines of the maps; never downloads).
 
 Without one, an embedded approximate mask is used: :data:`_FALLBACK_LAND`, a dozen polygons for
 Europe's land masses (Douglas-Peucker simplified, 0.4 deg tolerance, from Natural Earth 50m
@@ -28,17 +25,15 @@ good enough to leave an orographic trace in the synthetic climate.
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from ppviz.data.grid import EUROPE, Grid
+from ppviz.data.naturalearth import ENV, natural_earth_file
 
-NATURAL_EARTH_ENV = "PPVIZ_NATURAL_EARTH"
-_LAND_SHP = ("shapefiles", "natural_earth", "physical")
-_REPO = Path(__file__).resolve().parents[2]
+NATURAL_EARTH_ENV = ENV
 
 #: Approximate land polygons (lon,lat pairs), used when no Natural Earth directory is found.
 #: Simplified from Natural Earth 50m land (public domain); see the module docstring.
@@ -116,39 +111,12 @@ _FALLBACK_LAND = {
 # ----- Natural Earth lookup ------------------------------------------------------------------------
 
 
-def _candidate_dirs() -> list[Path]:
-    dirs: list[Path] = []
-    env = os.environ.get(NATURAL_EARTH_ENV)
-    if env:
-        dirs.append(Path(env).expanduser())
-    env = os.environ.get("CARTOPY_DATA_DIR")
-    if env:
-        dirs.append(Path(env).expanduser())
-    try:  # cartopy's configured directories, if cartopy is importable; never triggers downloads
-        import cartopy
-
-        for key in ("pre_existing_data_dir", "data_dir"):
-            value = cartopy.config.get(key)
-            if value and str(value) not in ("", "."):
-                dirs.append(Path(value).expanduser())
-    except Exception:  # pragma: no cover - cartopy missing or broken
-        pass
-    dirs.append(_REPO.parent / "shared" / "natural-earth")
-    return dirs
-
-
 def natural_earth_land_file(resolution: str = "50m") -> Path | None:
     """The Natural Earth land shapefile at ``resolution`` ('50m' or '110m'), or None if none is found.
 
-    A candidate directory may be the Natural Earth root (cartopy layout) or the folder holding
-    the ``.shp`` itself.
+    Looked up by :func:`ppviz.data.naturalearth.natural_earth_file`, the lookup of the coastlines too.
     """
-    name = f"ne_{resolution}_land.shp"
-    for d in _candidate_dirs():
-        for path in (d.joinpath(*_LAND_SHP, name), d / name):
-            if path.is_file():
-                return path
-    return None
+    return natural_earth_file("physical", "land", resolution)
 
 
 def _read_polygons(path: Path):

@@ -17,10 +17,17 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-EARTH_RADIUS_KM = 6371.0
-FINE_RES_DEG = 0.25
+from ppviz.constants import EARTH_RADIUS_KM, FINE_RES_DEG
+
 COARSE_FACTOR = 4
 
+
+def grid_spacing_km(lat) -> float | None:
+    """Spacing (km, along a meridian) of a regular latitude coordinate in degrees; None if irregular."""
+    d = np.diff(np.asarray(lat, dtype=np.float64))
+    if d.size == 0 or not np.allclose(d, d[0], rtol=1e-6, atol=1e-9) or d[0] == 0:
+        return None
+    return float(np.deg2rad(abs(d[0])) * EARTH_RADIUS_KM)
 
 @dataclass(frozen=True)
 class Grid:

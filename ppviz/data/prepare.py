@@ -26,7 +26,8 @@ import xarray as xr
 from ppviz.data.canonical import canonical_dataset
 from ppviz.data.era5 import read_single_level
 from ppviz.data.grid import Grid
-from ppviz.data.vimd import LevelsTable, open_level_file, vimd_from_levels
+from ppviz.data.levels import LevelsTable, open_level_file
+from ppviz.data.vimd import vimd_from_levels
 
 LICENCE = "Generated using Copernicus Climate Change Service information"
 

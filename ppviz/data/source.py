@@ -1,32 +1,88 @@
 """Where a command's data comes from: a dataset path, or the embedded synthetic default.
 
 Every command that takes ``--data`` calls :func:`load_dataset`; with no path it opens (and on
-first use writes) the synthetic Europe dataset in the cache directory.
+first use writes, :func:`ensure_default_dataset`) the synthetic Europe dataset of
+:mod:`ppviz.data.synthetic` in the cache directory.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ppviz.data.canonical import open_dataset
+from ppviz.data.canonical import open_dataset, write_dataset
+from ppviz.env import env_int
+from ppviz.data.synthetic import DEFAULT_DAYS, DEFAULT_SEED, GENERATOR_VERSION, SynthParams, _params_text, synthesize
+
+DATA_DIR_ENV = "PPVIZ_DATA_DIR"
+
+def cache_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The cache directory: ``data_dir``, else ``$PPVIZ_DATA_DIR``, else ``~/.cache/ppviz``."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "ppviz"
+
+
+def default_dataset_path(
+    days: int = DEFAULT_DAYS, seed: int = DEFAULT_SEED, data_dir: str | os.PathLike | None = None
+) -> Path:
+    """Where the synthetic dataset for (days, seed) lives: ``<dir>/synthetic-europe-d{days}-s{seed}.zarr``."""
+    return cache_dir(data_dir) / f"synthetic-europe-d{int(days)}-s{int(seed)}.zarr"
+
 
 DEFAULT_DAYS_ENV = "PPVIZ_SYNTH_DAYS"
 
 
 def default_days() -> int:
     """Span of the embedded dataset in days (``$PPVIZ_SYNTH_DAYS``, default 60)."""
-    raw = os.environ.get(DEFAULT_DAYS_ENV, "60")
-    try:
-        days = int(raw)
-    except ValueError:
-        raise ValueError(f"{DEFAULT_DAYS_ENV}={raw!r} is not a whole number of days (1..3660)") from None
-    if not 1 <= days <= 3660:
-        raise ValueError(f"{DEFAULT_DAYS_ENV}={days} is out of range; allowed 1..3660 days")
-    return days
+    days = env_int(DEFAULT_DAYS_ENV, 1, 3660, unit="days")
+    return DEFAULT_DAYS if days is None else days
+
+
+
+def ensure_default_dataset(
+    days: int = DEFAULT_DAYS,
+    seed: int = DEFAULT_SEED,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> Path:
+    """Path of the default synthetic dataset, generating and writing it (atomically) on first use.
+
+    An existing store is reused when it was written by this generator version with the default
+    parameters; otherwise (stale or unreadable) it is regenerated and replaced.
+    """
+    path = default_dataset_path(days, seed, data_dir)
+    if path.exists():
+        try:
+            ds = open_dataset(path)
+            current = (
+                ds.attrs.get("generator_version") == GENERATOR_VERSION
+                and ds.attrs.get("generator_params") == _params_text(SynthParams())
+                and ds.sizes["time"] == 24 * int(days)
+            )
+            if current:
+                return path
+        except (ValueError, OSError):
+            pass  # unreadable or stale: regenerate below
+    ds = synthesize(days=days, seed=seed, progress=progress)
+    write_dataset(ds, path)
+    return path
+
+
+def load_default_dataset(days: int | None = None, seed: int = DEFAULT_SEED) -> xr.Dataset:
+    """The default synthetic dataset, opened lazily (generated on first use).
+
+    ``days`` defaults to ``$PPVIZ_SYNTH_DAYS`` (see :func:`default_days`), else 60.
+    """
+    if days is None:
+        days = default_days()
+    return open_dataset(ensure_default_dataset(days=days, seed=seed))
 
 
 DATA_ENV = "PPVIZ_DATA"
@@ -41,8 +97,6 @@ def load_dataset(data=None) -> xr.Dataset:
     if data is None and os.environ.get(DATA_ENV):
         data = os.environ[DATA_ENV]
     if data is None or str(data) in ("", "default", "synthetic"):
-        from ppviz.data.synthetic import ensure_default_dataset
-
         path = ensure_default_dataset(days=default_days(), seed=0)
         return open_dataset(path)
     return open_dataset(data)
@@ -51,12 +105,8 @@ def load_dataset(data=None) -> xr.Dataset:
 def default_data_path():
     """Where :func:`load_dataset` with no argument reads from: ``$PPVIZ_DATA`` or the synthetic
     store in the cache (generating it on first use)."""
-    from pathlib import Path
-
     if os.environ.get(DATA_ENV) and os.environ[DATA_ENV] not in ("default", "synthetic"):
         return Path(os.environ[DATA_ENV])
-    from ppviz.data.synthetic import ensure_default_dataset
-
     return Path(ensure_default_dataset(days=default_days(), seed=0))
 
 
@@ -92,3 +142,17 @@ def select_time(ds: xr.Dataset, when) -> xr.Dataset:
             f"data: {time_range_text(ds)}"
         )
     return ds.isel(time=int(idx[0]))
+
+
+def select_times(ds: xr.Dataset, start, end=None) -> list[pd.Timestamp]:
+    """The data's time steps from ``start`` to ``end`` inclusive (``end`` None: just ``start``)."""
+    if end is None:
+        return [pd.Timestamp(select_time(ds, start).time.values)]
+    t0, t1 = parse_time(start), parse_time(end)
+    if t1 < t0:
+        raise ValueError(f"end {t1:%Y-%m-%d %H:%M} is before start {t0:%Y-%m-%d %H:%M}")
+    times = pd.DatetimeIndex(ds.time.values)
+    chosen = times[(times >= t0) & (times <= t1)]
+    if chosen.size == 0:
+        raise ValueError(f"no time steps between {t0:%Y-%m-%d %H:%M} and {t1:%Y-%m-%d %H:%M}; data: {time_range_text(ds)}")
+    return list(chosen)

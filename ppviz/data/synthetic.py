@@ -2,7 +2,7 @@
 
 This is not ERA5 and not a weather model. It is a fast stochastic generator whose statistics
 were tuned to those of the real ERA5 sample (45-55N, 0-10E, 2020-01-01 and 2022-08-31; see
-:data:`ppviz.data.calibration.REAL_SAMPLE_TARGETS`), so that the whole pipeline can run, and be tested, on a machine
+:data:`ppviz.metrics.calibration.REAL_SAMPLE_TARGETS`), so that the whole pipeline can run, and be tested, on a machine
 without ERA5 and without a GPU.
 
 The model
@@ -48,16 +48,14 @@ Randomness comes from ``numpy.random.PCG64`` streams keyed by (seed, component, 
 a run is reproducible bit for bit (same numpy/scipy on the same platform), and a shorter span is a prefix of a longer one with the same
 start (only the storms spawned before the start are drawn as spin-up).
 
-:func:`ppviz.data.calibration.calibration_statistics` measures the statistics the generator is tuned to; it is used on
+:func:`ppviz.metrics.calibration.calibration_statistics` measures the statistics the generator is tuned to; it is used on
 both the real sample and the synthetic data (``tests/test_synthetic.py`` prints both).
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -65,12 +63,14 @@ import scipy.fft
 import xarray as xr
 from scipy.ndimage import gaussian_filter
 
-from ppviz.data.canonical import canonical_dataset, open_dataset, write_dataset
+from ppviz.data.canonical import canonical_dataset
 from ppviz.data.geography import land_sea_mask, orography
 from ppviz.data.grid import EUROPE, Grid
+from ppviz.data.synthetic_fields import (
+    _SpectralField, _power_law, _season, _storms_of_day, _render_storms, _rng, _KEY_INIT, _KEY_SYN, _KEY_CONV, _KEY_NOISE, _KEY_WIND, _KEY_MESO,
+)
 
 GENERATOR_VERSION = "1.1"  # 1.1: vimd is the hour mean, like ERA5
-DATA_DIR_ENV = "PPVIZ_DATA_DIR"
 DEFAULT_DAYS = 60
 DEFAULT_SEED = 0
 DEFAULT_START = "2021-01-01"
@@ -84,7 +84,7 @@ SYNTHETIC_NOTE = (
 
 @dataclass(frozen=True)
 class SynthParams:
-    """Tuning constants of the generator (defaults: calibrated to :data:`ppviz.data.calibration.REAL_SAMPLE_TARGETS`).
+    """Tuning constants of the generator (defaults: calibrated to :data:`ppviz.metrics.calibration.REAL_SAMPLE_TARGETS`).
 
     Lengths in km, times in hours, speeds in m/s; ``C`` is dimensionless.
     """
@@ -144,185 +144,6 @@ class SynthParams:
 
     def to_json_dict(self) -> dict:
         return asdict(self)
-
-
-# ----- spectral Lagrangian AR(1) random fields ------------------------------------------------------
-
-
-@dataclass
-class _SpectralField:
-    """A Gaussian random field on a padded periodic grid, advanced hour by hour in Fourier space.
-
-    ``X_k(t+1) = phi_k exp(-2 pi i k.D) X_k(t) + sqrt(1 - phi_k**2) A_k eps``: stationary with
-    2-D power ``A_k**2``, Lagrangian lag-1 correlation ``phi_k = exp(-1 h / tau_k)``, and the
-    whole field moved by ``D`` km per hour.
-    """
-
-    amp: np.ndarray  # (ny, nx//2+1) float32
-    prop: np.ndarray  # complex64: phi * shift
-    innov: np.ndarray  # float32: sqrt(1 - phi^2) * amp
-    shape: tuple[int, int]
-    state: np.ndarray | None = None
-
-    @classmethod
-    def build(cls, shape, dy_km, dx_km, power, tau, uv_ms) -> "_SpectralField":
-        ny, nx = shape
-        ky = np.fft.fftfreq(ny, dy_km)[:, None]
-        kx = np.fft.rfftfreq(nx, dx_km)[None, :]
-        k = np.hypot(ky, kx)
-        k[0, 0] = np.inf  # no mean: the field has zero mean
-        p = np.where(np.isfinite(k), power(k), 0.0)
-        weight = np.full(kx.shape, 2.0)
-        weight[:, 0] = 1.0
-        if nx % 2 == 0:
-            weight[:, -1] = 1.0
-        p = p / np.sum(p * weight)  # unit variance (irfft2 with norm='forward')
-        amp = np.sqrt(p)
-        lam = 1.0 / k
-        phi = np.exp(-1.0 / np.maximum(tau(lam), 0.5))
-        dx_h, dy_h = uv_ms[0] * 3.6, uv_ms[1] * 3.6  # km per hour
-        shift = np.exp(-2j * np.pi * (kx * dx_h + ky * dy_h))
-        return cls(
-            amp=amp.astype(np.float32),
-            prop=(phi * shift).astype(np.complex64),
-            innov=(np.sqrt(1.0 - phi**2) * amp).astype(np.float32),
-            shape=(ny, nx),
-        )
-
-    def _noise(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        z = rng.standard_normal((n, 2) + self.amp.shape, dtype=np.float32)
-        return (z[:, 0] + 1j * z[:, 1]) * np.float32(math.sqrt(0.5))
-
-    def init(self, rng: np.random.Generator) -> None:
-        self.state = (self._noise(rng, 1)[0] * self.amp).astype(np.complex64)
-
-    def advance(self, rng: np.random.Generator, hours: int, crop: tuple[int, int]) -> np.ndarray:
-        """The next ``hours`` fields, cropped to ``crop`` = (nlat, nlon); float32."""
-        eps = self._noise(rng, hours)
-        spec = np.empty((hours,) + self.amp.shape, dtype=np.complex64)
-        x = self.state
-        for h in range(hours):
-            x = self.prop * x + self.innov * eps[h]
-            spec[h] = x
-        self.state = x
-        out = scipy.fft.irfft2(spec, s=self.shape, axes=(-2, -1), norm="forward", workers=-1)
-        return out[:, : crop[0], : crop[1]].astype(np.float32, copy=False)
-
-
-def _power_law(beta: float, l0: float, lc: float | None = None):
-    k0 = 1.0 / l0
-
-    def power(k):
-        p = (k * k + k0 * k0) ** (-beta / 2.0)
-        if lc is not None:  # suppress the scales longer than lc
-            p = p * (1.0 - np.exp(-((k * lc) ** 4)))
-        return p
-
-    return power
-
-
-# ----- storms ------------------------------------------------------------------------------------------
-
-_STORM_FIELDS = ("t0", "life", "lon0", "lat0", "u", "v", "amp", "radius", "front_len", "front_w", "tilt", "bend")
-
-
-def _season(times: pd.DatetimeIndex) -> np.ndarray:
-    """+1 in mid-January (winter), -1 in mid-July (summer)."""
-    doy = times.day_of_year.values + times.hour.values / 24.0
-    return np.cos(2.0 * np.pi * (doy - 20.0) / 365.25)
-
-
-def _storms_of_day(seed: int, day: pd.Timestamp, hour0: float, p: SynthParams) -> np.ndarray:
-    """Cyclones spawned on calendar ``day`` (rows of _STORM_FIELDS; ``t0`` in hours since start)."""
-    rng = _rng(seed, _KEY_STORMS, day)
-    s = float(_season(pd.DatetimeIndex([day + pd.Timedelta(hours=12)]))[0])
-    winter = 0.5 * (1.0 + s)
-    rows = []
-    n_atl = rng.poisson(p.storm_rate_summer + (p.storm_rate_winter - p.storm_rate_summer) * winter)
-    track = p.storm_track_lat_summer + (p.storm_track_lat_winter - p.storm_track_lat_summer) * winter
-    for _ in range(n_atl):
-        rows.append(
-            (
-                hour0 + rng.uniform(0, 24),
-                rng.uniform(60, 120),
-                rng.uniform(-40.0, -12.0),
-                track + rng.normal(0.0, 5.0),
-                rng.uniform(10.0, 17.0),
-                rng.normal(1.0, 1.5),
-                p.storm_amp * (0.6 + 0.4 * winter) * rng.lognormal(0.0, 0.35),
-                rng.uniform(300.0, 600.0),
-                rng.uniform(800.0, 1600.0),
-                rng.uniform(70.0, 140.0),
-                rng.uniform(0.2, 0.6),
-                rng.uniform(0.0, 0.5),
-            )
-        )
-    n_med = rng.poisson(p.med_rate_winter * winter)
-    for _ in range(n_med):  # Genoa / western-Mediterranean lows drifting east-south-east
-        rows.append(
-            (
-                hour0 + rng.uniform(0, 24),
-                rng.uniform(36, 72),
-                rng.uniform(2.0, 12.0),
-                rng.uniform(38.0, 45.0),
-                rng.uniform(5.0, 10.0),
-                rng.normal(-1.0, 1.0),
-                p.storm_amp * 0.8 * rng.lognormal(0.0, 0.3),
-                rng.uniform(200.0, 400.0),
-                rng.uniform(400.0, 800.0),
-                rng.uniform(60.0, 120.0),
-                rng.uniform(0.1, 0.4),
-                rng.uniform(0.0, 0.3),
-            )
-        )
-    return np.asarray(rows, dtype=float).reshape(-1, len(_STORM_FIELDS))
-
-
-def _render_storms(storms: np.ndarray, hours: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Sum of the storms' convergence patterns at ``hours`` on the (lat, lon) grid; float32."""
-    out = np.zeros((hours.size, lat.size, lon.size), dtype=np.float32)
-    km = 111.195
-    for st in storms:
-        t0, life, lon0, lat0, u, v, amp, radius, flen, fw, tilt, bend = st
-        age = hours - t0
-        live = (age > 0) & (age < life)
-        if not live.any():
-            continue
-        a = age[live]
-        clat = lat0 + v * 3.6 * a / km
-        clon = lon0 + u * 3.6 * a / (km * np.cos(np.deg2rad(clat)))
-        env = (amp * np.sin(np.pi * a / life) ** 1.5).astype(np.float32)
-        y = ((lat[None, :] - clat[:, None]) * km).astype(np.float32)[:, :, None]  # (h, lat, 1)
-        x = ((lon[None, :] - clon[:, None]) * km)[:, None, :] * np.cos(np.deg2rad(lat))[None, :, None]
-        x = x.astype(np.float32)  # (h, lat, lon)
-        # comma head around and north-west of the low
-        r2 = (x + 0.3 * radius) ** 2 + (y - 0.3 * radius) ** 2
-        f = 0.9 * np.exp(-0.5 * r2 / radius**2)
-        # cold front trailing south(-west), bending west further south
-        yn = y / flen
-        xf = tilt * y - bend * flen * yn * yn
-        along = np.exp(-0.5 * yn * yn) * 0.5 * (1.0 - np.tanh(y / 120.0))
-        f += np.exp(-0.5 * ((x - xf) / fw) ** 2) * along
-        # warm front to the east-south-east, weaker and broader
-        xw = x / (0.6 * flen)
-        yf = -0.35 * x
-        f += 0.6 * np.exp(-0.5 * ((y - yf) / (1.6 * fw)) ** 2) * np.exp(-0.5 * xw * xw) * 0.5 * (1.0 + np.tanh(x / 120.0))
-        # dry, subsiding air behind the cold front
-        f -= 0.35 * np.exp(-0.5 * ((x - xf + 3.5 * fw) / (2.0 * fw)) ** 2) * along
-        out[live] += env[:, None, None] * f
-    return out
-
-
-# ----- random streams -----------------------------------------------------------------------------------
-
-_KEY_INIT, _KEY_SYN, _KEY_CONV, _KEY_NOISE, _KEY_STORMS, _KEY_WIND, _KEY_MESO = range(7)
-
-
-def _rng(seed: int, key: int, day: pd.Timestamp | None = None) -> np.random.Generator:
-    """A PCG64 stream keyed by (seed, component, calendar day)."""
-    extra = (int(day.toordinal()),) if day is not None else ()
-    ss = np.random.SeedSequence(int(seed), spawn_key=(key,) + extra)
-    return np.random.Generator(np.random.PCG64(ss))
 
 
 # ----- the generator --------------------------------------------------------------------------------------
@@ -527,7 +348,7 @@ def synthesize(
         calibration_target=(
             "ERA5 sample 45-55N 0-10E, 2020-01-01 and 2022-08-31 (../shared/era5-sample): wet "
             "fraction, tp quantiles, vimd spread, tp-vimd relation, spectral slopes, lag-1h "
-            "correlation; see ppviz.data.calibration.REAL_SAMPLE_TARGETS"
+            "correlation; see ppviz.metrics.calibration.REAL_SAMPLE_TARGETS"
         ),
         generator_params=_params_text(p),
         geography=(
@@ -545,66 +366,3 @@ def _params_text(p: SynthParams) -> str:
 
 def _next_fast(n: int) -> int:
     return int(scipy.fft.next_fast_len(int(n), real=True))
-
-
-# ----- calibration statistics -------------------------------------------------------------------------
-
-
-# ----- the cached default dataset ------------------------------------------------------------------------
-
-
-def cache_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The cache directory: ``data_dir``, else ``$PPVIZ_DATA_DIR``, else ``~/.cache/ppviz``."""
-    if data_dir is not None:
-        return Path(data_dir).expanduser()
-    env = os.environ.get(DATA_DIR_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "ppviz"
-
-
-def default_dataset_path(
-    days: int = DEFAULT_DAYS, seed: int = DEFAULT_SEED, data_dir: str | os.PathLike | None = None
-) -> Path:
-    """Where the synthetic dataset for (days, seed) lives: ``<dir>/synthetic-europe-d{days}-s{seed}.zarr``."""
-    return cache_dir(data_dir) / f"synthetic-europe-d{int(days)}-s{int(seed)}.zarr"
-
-
-def ensure_default_dataset(
-    days: int = DEFAULT_DAYS,
-    seed: int = DEFAULT_SEED,
-    *,
-    data_dir: str | os.PathLike | None = None,
-    progress: bool = False,
-) -> Path:
-    """Path of the default synthetic dataset, generating and writing it (atomically) on first use.
-
-    An existing store is reused when it was written by this generator version with the default
-    parameters; otherwise (stale or unreadable) it is regenerated and replaced.
-    """
-    path = default_dataset_path(days, seed, data_dir)
-    if path.exists():
-        try:
-            ds = open_dataset(path)
-            current = (
-                ds.attrs.get("generator_version") == GENERATOR_VERSION
-                and ds.attrs.get("generator_params") == _params_text(SynthParams())
-                and ds.sizes["time"] == 24 * int(days)
-            )
-            if current:
-                return path
-        except (ValueError, OSError):
-            pass  # unreadable or stale: regenerate below
-    ds = synthesize(days=days, seed=seed, progress=progress)
-    write_dataset(ds, path)
-    return path
-
-
-def load_default_dataset(days: int | None = None, seed: int = DEFAULT_SEED) -> xr.Dataset:
-    """The default synthetic dataset, opened lazily (generated on first use).
-
-    ``days`` defaults to ``$PPVIZ_SYNTH_DAYS`` (see :func:`ppviz.data.source.default_days`), else 60.
-    """
-    if days is None:
-        from ppviz.data.source import default_days
-
-        days = default_days()
-    return open_dataset(ensure_default_dataset(days=days, seed=seed))

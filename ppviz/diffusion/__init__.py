@@ -6,7 +6,7 @@
   (EDM Algorithm 2), :func:`sample_euler_maruyama` (reverse SDE baseline), per-member seeds.
 - :mod:`ppviz.diffusion.downscaler`: :class:`Downscaler`, coarse PP -> fine PP ensemble; the
   one place that handles upsampling, conditioning channels and the residual target.
-- :mod:`ppviz.diffusion.training`: :func:`train_diffusion`, crops, EMA, resumable state.
+- :mod:`ppviz.training.diffusion_loop`: :func:`train_diffusion`, crops, EMA, resumable state.
 
 The network itself is :class:`ppviz.models.unet.UNet`.
 """

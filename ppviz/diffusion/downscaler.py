@@ -27,13 +27,14 @@ and what the diffusion model actually generates:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ppviz.io import check_config_keys
 from ppviz.data.grid import COARSE_FACTOR, Grid, coarsen_blocks
 from ppviz.diffusion.loss import P_MEAN, P_STD, edm_loss
 from ppviz.diffusion.precond import EDMPrecond
@@ -189,10 +190,7 @@ class DownscalerConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "DownscalerConfig":
         """Build from :meth:`to_dict` output; unknown keys raise ValueError naming the known ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown DownscalerConfig keys {unknown}; known: {sorted(known)}")
+        check_config_keys(cls, d)
         d = dict(d)
         if "unet" in d and isinstance(d["unet"], dict):
             d["unet"] = UNetConfig.from_dict(d["unet"])

@@ -43,7 +43,7 @@ from ppviz.metrics.ensemble import (
     spread_skill_ratio, truth_ranks,
 )
 from ppviz.metrics.errors import DEFAULT_FSS_SCALES, DEFAULT_FSS_THRESHOLDS, bias_map, fss, fss_components
-from ppviz.metrics.evaluate import EnsembleAccumulator, EnsembleMetrics, ensemble_dataset, evaluate_chunks, from_pipeline
+from ppviz.metrics.suite import EnsembleAccumulator, EnsembleMetrics, ensemble_dataset, evaluate_chunks, from_pipeline
 from ppviz.metrics.gibbs import gibbs_comparison
 from ppviz.metrics.spectra import (
     DEFAULT_BANDS_KM, field_spectra, log_spectral_distance, mean_spectral_ratio, mean_spectrum,

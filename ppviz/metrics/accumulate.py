@@ -9,7 +9,7 @@ Protocol (after pysteps' verification accumulators)::
     acc.empty()                          # a fresh accumulator with the same config
 
 Accumulators are plain Python objects holding numpy arrays, hence picklable: they can run on
-``dask.distributed`` workers and be merged by the client (:func:`ppviz.metrics.evaluate.evaluate_chunks`).
+``dask.distributed`` workers and be merged by the client (:func:`ppviz.metrics.suite.evaluate_chunks`).
 
 Exactness.  Chunks split the *time* axis.  Every quantity is first computed per time step (which
 does not depend on the chunking), then summed over time: integer counts exactly, floating sums
@@ -32,12 +32,13 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ppviz.data.grid import grid_spacing_km
 from ppviz.metrics._common import MEMBER
 from ppviz.metrics._stream import Accumulator, ExactSum, _batch, _copy_state, _Grid, _valid
 from ppviz.metrics.distribution import DEFAULT_QUANTILE_LEVELS, DEFAULT_WET_THRESHOLDS
 from ppviz.metrics.ensemble import _crps_sorted, _ranks_numpy
 from ppviz.metrics.errors import DEFAULT_FSS_SCALES, DEFAULT_FSS_THRESHOLDS, fractions
-from ppviz.spectral import EARTH_RADIUS_KM, rapsd
+from ppviz.spectral import rapsd
 
 __all__ = [
     "Accumulator", "BiasAccumulator", "CRPSAccumulator", "ExactSum", "FSSAccumulator", "QuantileHistogramAccumulator",
@@ -393,10 +394,9 @@ class SpectrumAccumulator(Accumulator):
     def _dx(self, grid: _Grid) -> float:
         if self.config["dx_km"] is not None:
             return float(self.config["dx_km"])
-        d = np.diff(np.asarray(grid.y, dtype=np.float64))
-        if d.size == 0 or not np.allclose(d, d[0], rtol=1e-6) or d[0] == 0:
+        if (dx := grid_spacing_km(grid.y)) is None:
             raise ValueError("cannot derive dx_km from the latitude coordinate; pass dx_km")
-        return float(np.deg2rad(abs(d[0])) * EARTH_RADIUS_KM)
+        return dx
 
     def accumulate(self, field, valid=None):
         b = _batch(field, self.config["member_dim"])

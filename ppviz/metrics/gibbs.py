@@ -23,23 +23,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ppviz.spectral import DEFAULT_CUTOFF_KM, EARTH_RADIUS_KM, gibbs_diagnostics, truncate
+from ppviz.constants import FINE_DX_KM
+from ppviz.data.grid import grid_spacing_km
+from ppviz.spectral import DEFAULT_CUTOFF_KM, gibbs_diagnostics, truncate
 
-__all__ = ["FINE_DX_KM", "gibbs_comparison"]
-
-#: Spacing of the 0.25 deg fine grid, km (the default when ``dx_km`` cannot be derived).
-FINE_DX_KM = float(np.deg2rad(0.25) * EARTH_RADIUS_KM)
-
+__all__ = ["gibbs_comparison"]
 
 def _dx_from(a) -> float | None:
     dims = getattr(a, "dims", None)
     if not dims or len(dims) < 2 or dims[-2] not in getattr(a, "coords", {}):
         return None
-    lat = np.asarray(a[dims[-2]].values, dtype=np.float64)
-    d = np.diff(lat)
-    if d.size == 0 or not np.allclose(d, d[0], rtol=1e-6) or d[0] == 0:
-        return None
-    return float(np.deg2rad(abs(d[0])) * EARTH_RADIUS_KM)
+    return grid_spacing_km(a[dims[-2]].values)
 
 
 def gibbs_comparison(tp, pp, decode: Callable[[np.ndarray], np.ndarray], *,
@@ -62,7 +56,7 @@ def gibbs_comparison(tp, pp, decode: Callable[[np.ndarray], np.ndarray], *,
         borders, so what remains is the ringing of the field itself.
     dx_km : float or None
         Grid spacing; None derives it from a DataArray's latitude coordinate, else
-        :data:`FINE_DX_KM` (0.25 deg = 27.80 km).
+        :data:`ppviz.constants.FINE_DX_KM` (0.25 deg = 27.80 km).
     drizzle_threshold : float
         mm/h, passed to :func:`ppviz.spectral.gibbs_diagnostics`.
     return_fields : bool

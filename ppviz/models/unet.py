@@ -22,11 +22,13 @@ Generative Models" (EDM, NVlabs/edm ``training/networks.py``), cut down to run o
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ppviz.io import check_config_keys
 
 
 @dataclass(frozen=True)
@@ -95,10 +97,7 @@ class UNetConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
         """Build from :meth:`to_dict` output; unknown keys raise ValueError naming the known ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown UNetConfig keys {unknown}; known: {sorted(known)}")
+        check_config_keys(cls, d)
         return cls(**d)
 
 

@@ -1,6 +1,6 @@
 """``ppviz train diffusion``: data preparation, held-out scores and the model card.
 
-The loop itself (crops, EMA, resume) is :func:`ppviz.diffusion.training.train_diffusion`.
+The loop itself (crops, EMA, resume) is :func:`ppviz.training.diffusion_loop.train_diffusion`.
 
 Training pairs are made exactly as :mod:`ppviz.pipeline` makes its inputs with
 ``coarse_from="fine"``: the fine tp and vimd are encoded with the PP checkpoint, and the coarse
@@ -14,6 +14,7 @@ import torch
 import xarray as xr
 
 from ppviz.data.regions import Region
+from ppviz.metrics.ensemble import crps_ensemble
 from ppviz.spectral import rapsd
 
 #: Wavelength band (km) of the spectral target of the models issue.
@@ -38,22 +39,6 @@ def encode_fine_pp(pp_model: torch.nn.Module, ds: xr.Dataset, time_index, *, chu
             raise ValueError("the training data have NaN or infinite tp/vimd; fill or drop those times first")
         out[a : a + chunk] = encode_numpy(pp_model, tp, vimd)
     return out
-
-
-def crps_fair(members: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Fair ensemble CRPS per cell: ``mean|x_i - y| - sum_ij |x_i - x_j| / (2 M (M - 1))``.
-
-    ``members`` shaped ``(M, ...)``, ``truth`` shaped ``(...)``; same units as the inputs.
-    Computed from the sorted members in O(M log M): ``sum_ij |x_i - x_j| = 2 sum_k (2k - M - 1) x_(k)``.
-    """
-    x = np.sort(np.asarray(members, dtype=np.float64), axis=0)
-    m = x.shape[0]
-    if m < 2:
-        raise ValueError("the fair CRPS needs at least 2 members")
-    skill = np.abs(x - np.asarray(truth, dtype=np.float64)[None]).mean(axis=0)
-    k = np.arange(1, m + 1, dtype=np.float64).reshape((m,) + (1,) * (x.ndim - 1))
-    spread = 2.0 * ((2 * k - m - 1) * x).sum(axis=0)
-    return skill - spread / (2.0 * m * (m - 1))
 
 
 def band_ratio(wavelength_km: np.ndarray, psd: np.ndarray, psd_truth: np.ndarray, band=SPECTRAL_BAND_KM) -> dict:
@@ -88,7 +73,7 @@ def heldout_scores(models, ds: xr.Dataset, times, region: Region, *, members: in
         for name, f in fields.items():
             k, p = rapsd(f, dx)
             psd_sum[name] = psd_sum.get(name, 0.0) + p.mean(axis=0)
-        crps.append(float(crps_fair(ens.tp_members, truth).mean()))
+        crps.append(float(crps_ensemble(ens.tp_members, truth).mean()))  # fair CRPS
         mae_bic.append(float(np.abs(ens.baselines["bicubic"] - truth).mean()))
         mae_ppb.append(float(np.abs(ens.baselines["pp_bicubic"] - truth).mean()))
     n = len(crps)

@@ -185,7 +185,7 @@ def test_cached_result_returns_at_once(tall, app_url):
 
 
 def test_evaluation_runs_and_loads_a_directory(tall, app_url, ui_dir, screenshot_dir):
-    from ppviz.explore import evaluation as E
+    from ppviz.views import evaluation as E
 
     page = tall
     _open(page, app_url, f"{FAST}&page=3")

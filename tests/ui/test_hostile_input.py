@@ -77,7 +77,7 @@ def test_the_url_parameter_list_is_complete():
 
 
 def _evaluation_dir(root: Path) -> Path:
-    from ppviz.explore import evaluation as E
+    from ppviz import evaluation as E
 
     res = E.EvaluationResult(
         scalars={"crps": {"ensemble": 0.1, IMG: 0.2}, "n_times": 1, "n_members": SCRIPT},

@@ -1,4 +1,4 @@
-"""Evaluation of an ensemble run: every streaming metric at once, over time chunks, optionally on dask.
+"""The metric suite of an ensemble run: every streaming metric at once, over time chunks, optionally on dask.
 
 The ensemble Dataset layout (built by :func:`ensemble_dataset`)
 ---------------------------------------------------------------

@@ -41,6 +41,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from ppviz.io import check_config_keys
+from ppviz.io import json_ready
 from ppviz.data.grid import Grid, coarsen_blocks
 from ppviz.diffusion.downscaler import Downscaler, DownscalerConfig, residual_std
 
@@ -109,10 +111,7 @@ class DiffusionTrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DiffusionTrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown DiffusionTrainConfig keys {unknown}; known: {sorted(known)}")
+        check_config_keys(cls, d)
         return cls(**d)
 
 
@@ -266,12 +265,6 @@ def load_ema_model(out_dir: str | os.PathLike, device: str | torch.device = "cpu
 # ------------------------------------------------------------------------------------------
 
 
-def _json_default(o):
-    if isinstance(o, (np.integer, np.floating)):
-        return o.item()
-    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
-
-
 def train_diffusion(
     pp_fine: np.ndarray,
     static: np.ndarray,
@@ -394,7 +387,7 @@ def _train_loop(pp_fine, static, grid, config, out, log_file, model_config, stat
             target_std = residual_std(pp_fine[sub], lat, factor, model_config.upsample)
         else:
             target_std = float(np.std(pp_fine[sub], dtype=np.float64))
-        (out / CONFIG_JSON).write_text(json.dumps({
+        (out / CONFIG_JSON).write_text(json.dumps(json_ready({
             "model_config": model_config.to_dict(),
             "train_config": config.to_dict(),
             "data": {
@@ -405,7 +398,7 @@ def _train_loop(pp_fine, static, grid, config, out, log_file, model_config, stat
                 "target_std_sample": target_std,
                 "sigma_data": model_config.sigma_data,
             },
-        }, indent=1, default=_json_default))
+        }, strict=True), indent=1))
         log_file.write_text("")
 
     def save(at_seconds: float):

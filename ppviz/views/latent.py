@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from ppviz.models.pp import decode_numpy, encode_numpy
 
 
 def pp_fields(ds, time, region, pp_name: str | None = None) -> dict:
@@ -18,18 +17,15 @@ def pp_fields(ds, time, region, pp_name: str | None = None) -> dict:
     Returns a dict of (H, W) float32 arrays plus ``lat``, ``lon`` (cell centres), ``time``
     (Timestamp) and ``scores`` (:func:`ppviz.metrics.pp.pp_scores`).
     """
+    from ppviz.models.pp import decode_numpy, encode_numpy  # torch: only when a model is used
+
     import pandas as pd
 
-    from ppviz.data.source import select_time
-    from ppviz.explore.models import load_pp
     from ppviz.metrics.pp import pp_scores
+    from ppviz.views.cache import load_pp, region_fields
 
     model = load_pp(pp_name).model
-    step = region.subset(select_time(ds, time))
-    tp = np.asarray(step["tp"].values, dtype=np.float32)
-    vimd = np.asarray(step["vimd"].values, dtype=np.float32)
-    if not (np.isfinite(tp).all() and np.isfinite(vimd).all()):
-        raise ValueError("the data have missing (NaN) tp or vimd in this region at this time; choose another")
+    step, tp, vimd = region_fields(ds, time, region)
     pp = encode_numpy(model, tp, vimd)
     dec = decode_numpy(model, pp)
     return {
@@ -61,6 +57,8 @@ def encoder_surface(model, *, tp_range=(1e-2, 30.0), vimd_range=(-3.0, 3.0), n_t
                     n_vimd: int = 90) -> dict:
     """PP(tp, vimd) on a grid: ``tp`` (n_tp,) log-spaced in mm/h, ``vimd`` (n_vimd,) in mm/h,
     ``pp`` (n_vimd, n_tp); and the dry edge ``pp_dry`` = PP(0, vimd) (n_vimd,)."""
+    from ppviz.models.pp import encode_numpy  # torch: only when a model is used
+
     tp = np.geomspace(*tp_range, n_tp).astype(np.float32)
     vimd = np.linspace(*vimd_range, n_vimd).astype(np.float32)
     T, V = np.meshgrid(tp, vimd)
@@ -71,6 +69,8 @@ def encoder_surface(model, *, tp_range=(1e-2, 30.0), vimd_range=(-3.0, 3.0), n_t
 
 def decoder_curve(model, lo: float = -4.0, hi: float = 4.0, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
     """tp = decode(PP) for PP from ``lo`` to ``hi``: ``(pp, tp)`` with tp in mm/h."""
+    from ppviz.models.pp import decode_numpy  # torch: only when a model is used
+
     pp = np.linspace(lo, hi, n).astype(np.float32)
     return pp, decode_numpy(model, pp)
 

@@ -115,22 +115,11 @@ def preferred_checkpoint(kind: str) -> str | None:
         return names[0] if names else None
 
 
-def check_checkpoint(name: str | None, kind: str) -> str:
-    """``name`` if it is a registered checkpoint of ``kind`` (names only, never paths: it may
-    come from a browser); ValueError saying what is available otherwise."""
-    from ppviz.checkpoints import resolve_checkpoint
-
-    if not name:
-        names = checkpoint_names(kind)
-        hint = f"choose one of {names}" if names else "none is registered (see the Checkpoints page)"
-        raise ValueError(f"no {kind} checkpoint chosen; {hint}")
-    resolve_checkpoint(str(name), kind, allow_paths=False)
-    return str(name)
-
-
 def load_models(checkpoint: str, pp_checkpoint: str | None = None):
     """:class:`ppviz.pipeline.Models` for registered names, loaded once per process."""
     from ppviz.pipeline import Models
+
+    from ppviz.checkpoints import check_checkpoint
 
     checkpoint = check_checkpoint(checkpoint, "diffusion")
     if pp_checkpoint is not None:
@@ -145,6 +134,8 @@ def load_models(checkpoint: str, pp_checkpoint: str | None = None):
 def load_pp(name: str | None = None):
     """The PP checkpoint ``name`` (default: :func:`preferred_checkpoint`), loaded once."""
     from ppviz.checkpoints import load_checkpoint
+
+    from ppviz.checkpoints import check_checkpoint
 
     name = check_checkpoint(name or preferred_checkpoint("pp"), "pp")
     with _lock:
@@ -214,6 +205,19 @@ def inputs(ds: xr.Dataset, time, region: Region, checkpoint: str | None = None, 
 
     models = load_models(checkpoint, pp_name) if checkpoint else pp_only_models(pp_name)
     return coarse_input(models, ds, time, region, coarse_from)
+
+
+def region_fields(ds: xr.Dataset, time, region: Region, dtype=np.float32):
+    """``(step, tp, vimd)``: the data at ``time`` over ``region`` and its tp and vimd arrays (mm/h);
+    ValueError when a value is missing there."""
+    from ppviz.data.source import select_time
+
+    step = region.subset(select_time(ds, time))
+    tp = np.asarray(step["tp"].values, dtype=dtype)
+    vimd = np.asarray(step["vimd"].values, dtype=dtype)
+    if not (np.isfinite(tp).all() and np.isfinite(vimd).all()):
+        raise ValueError("the data have missing (NaN) tp or vimd in this region at this time; choose another")
+    return step, tp, vimd
 
 
 def coarse_overview(ds: xr.Dataset, time) -> xr.DataArray:

@@ -1,10 +1,12 @@
-"""Evaluate a ``ppviz downscale`` output: metrics, Gibbs comparison, files (``ppviz evaluate``).
+"""Run an evaluation: score a ``ppviz downscale`` output (``ppviz evaluate``, the Evaluation page).
 
 :func:`open_ensemble` opens and checks the file; :func:`evaluate_ensemble` streams it through
 :class:`ppviz.metrics.EnsembleAccumulator` (time chunks, serially or on a dask.distributed
 client), adds the non-streaming parts (per-cell percentile ratio maps, which need every time step
-of a cell at once, and the Gibbs comparison of the truth), and :func:`write_outputs` writes
-``metrics.json``, ``metrics.nc`` and the PNG figures of :mod:`ppviz.report`.
+of a cell at once, and the Gibbs comparison of the truth) and returns an
+:class:`ppviz.evaluation.store.EvaluationResult`, which :func:`ppviz.evaluation.store.write_outputs`
+writes. The Evaluation page scores a date range with the same function
+(:func:`ppviz.views.evaluation.evaluate_range`).
 
 Besides the file's baselines, the **ensemble-mean field** (``ensemble_mean``, the member mean at
 each cell) is scored as a deterministic forecast: it shows how much of the ensemble's skill is in
@@ -13,15 +15,16 @@ its mean, and its spectrum how much fine-scale power the members add.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["DEFAULT_BASELINES", "QQ_LEVELS", "Evaluation", "evaluate_ensemble", "local_cluster_client", "open_ensemble",
-           "parse_baselines", "write_outputs"]
+from ppviz.evaluation.store import EvaluationResult
+from ppviz.io import json_ready
+
+__all__ = ["DEFAULT_BASELINES", "QQ_LEVELS", "evaluate_ensemble", "gibbs_of_truth", "local_cluster_client",
+           "open_ensemble", "parse_baselines"]
 
 DEFAULT_BASELINES = ("bicubic", "nearest", "pp_bicubic")
 #: Quantile levels of the QQ plot (and of ``metrics.json``'s ``quantiles``): dense in the tail.
@@ -93,16 +96,6 @@ def parse_baselines(text: str | None, ds: xr.Dataset) -> tuple[str, ...]:
     return names
 
 
-@dataclass
-class Evaluation:
-    """What :func:`evaluate_ensemble` returns."""
-
-    metrics: object  # ppviz.metrics.EnsembleMetrics
-    ratio: xr.DataArray  # (forecast, percentile, lat, lon)
-    gibbs: dict
-    info: dict = field(default_factory=dict)
-
-
 def _ensemble_data(ds: xr.Dataset, baselines) -> xr.Dataset:
     from ppviz.metrics import from_pipeline
 
@@ -141,10 +134,9 @@ def gibbs_of_truth(ds: xr.Dataset, *, max_times: int = GIBBS_MAX_TIMES) -> dict:
     ok = np.isfinite(tp).all(axis=(1, 2)) & np.isfinite(pp).all(axis=(1, 2))
     if not ok.any():
         return {"skipped": "no time step with a finite truth"}
-    lat = ds["lat"].values
-    from ppviz.spectral import EARTH_RADIUS_KM
+    from ppviz.data.grid import grid_spacing_km
 
-    dx = float(np.deg2rad(abs(lat[1] - lat[0])) * EARTH_RADIUS_KM)
+    dx = grid_spacing_km(ds["lat"].values)
     res = gibbs_comparison(tp[ok], pp[ok], partial(decode_numpy, ck.model), dx_km=dx)
     want = ds.attrs.get("pp_checkpoint_sha256")
     res.update({"pp_checkpoint": ck.name, "times": int(ok.sum()),
@@ -155,7 +147,7 @@ def gibbs_of_truth(ds: xr.Dataset, *, max_times: int = GIBBS_MAX_TIMES) -> dict:
 
 
 def evaluate_ensemble(ds: xr.Dataset, *, baselines=DEFAULT_BASELINES, client=None, time_chunk: int = 8,
-                      gibbs: bool = True) -> Evaluation:
+                      gibbs: bool = True) -> EvaluationResult:
     """Every metric of a downscale output (see the module docstring)."""
     from ppviz.metrics import EnsembleAccumulator, evaluate_chunks, percentile_ratio_maps
 
@@ -172,7 +164,7 @@ def evaluate_ensemble(ds: xr.Dataset, *, baselines=DEFAULT_BASELINES, client=Non
         ratios.append(r.expand_dims(forecast=["ensemble" if n == "members" else n]))
     ratio = xr.concat(ratios, "forecast")
     g = gibbs_of_truth(ds) if gibbs else {"skipped": "not asked"}
-    info = {k: _plain(ds.attrs[k]) for k in ("region", "diffusion_checkpoint", "diffusion_checkpoint_sha256",
+    info = {k: json_ready(ds.attrs[k]) for k in ("region", "diffusion_checkpoint", "diffusion_checkpoint_sha256",
                                             "diffusion_target", "pp_checkpoint", "members", "steps", "seed",
                                             "data", "history") if k in ds.attrs}
     info.update({"n_times": int(ds.sizes["time"]), "n_members": int(ds.sizes["member"]),
@@ -181,57 +173,5 @@ def evaluate_ensemble(ds: xr.Dataset, *, baselines=DEFAULT_BASELINES, client=Non
                  if np.issubdtype(ds.time.dtype, np.datetime64) else None,
                  "baselines": list(baselines), "scheduler": "dask.distributed" if client is not None else "in-process",
                  "time_chunk": int(time_chunk)})
-    return Evaluation(metrics=metrics, ratio=ratio, gibbs=g, info=info)
-
-
-def _plain(v):
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return v
-
-
-def _json_ready(obj):
-    """NaN and inf become None (strict JSON); numpy scalars become Python numbers."""
-    if isinstance(obj, dict):
-        return {str(k): _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_ready(v) for v in obj]
-    obj = _plain(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def metrics_dataset(ev: Evaluation) -> xr.Dataset:
-    """Gridded maps, curves and percentile ratio maps in one Dataset (for ``metrics.nc``)."""
-    m = ev.metrics
-    curves = m.curves.rename({"wet_frequency": "wet_frequency_pooled"})
-    out = xr.merge([m.gridded, curves, ev.ratio.rename("percentile_ratio").to_dataset()],
-                   compat="override", join="outer", combine_attrs="drop")
-    for v in list(out.data_vars) + list(out.coords):
-        out[v].attrs = {k: _plain(a) for k, a in out[v].attrs.items() if a is not None}
-        if out[v].dtype == object:
-            out[v] = out[v].astype(str)
-    out.attrs = {"Conventions": "CF-1.8", "title": "ppviz evaluate: gridded metrics and curves",
-                 **{k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in ev.info.items() if v is not None}}
-    return out
-
-
-def write_outputs(ev: Evaluation, ds: xr.Dataset, out_dir, *, max_map_dates: int = 4) -> dict[str, Path]:
-    """``metrics.json``, ``metrics.nc`` and the PNGs into ``out_dir``; returns name -> path."""
-    from ppviz.data.canonical import write_dataset
-    from ppviz.io import write_json_atomic
-    from ppviz.report import summary_rows, write_report
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    title = f"{ev.info.get('diffusion_checkpoint', '?')} over {ev.info.get('region', '?')}, " \
-            f"{ev.info['n_times']} times x {ev.info['n_members']} members"
-    figs = write_report(ev.metrics, out, ds=ds, ratio=ev.ratio, max_map_dates=max_map_dates, title=title)
-    nc = write_dataset(metrics_dataset(ev), out / "metrics.nc")
-    doc = {"info": ev.info, "table": summary_rows(ev.metrics.scalars), "scalars": ev.metrics.scalars,
-           "gibbs": ev.gibbs, "figures": {k: p.name for k, p in figs.items()}, "gridded": nc.name}
-    js = write_json_atomic(_json_ready(doc), out / "metrics.json")
-    return {"metrics.json": js, "metrics.nc": nc, **figs}
+    return EvaluationResult(metrics.scalars, metrics.curves, metrics.gridded,
+                            xr.Dataset({"percentile_ratio": ratio}), info, "computed", g)

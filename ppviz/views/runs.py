@@ -1,7 +1,8 @@
 """One downscaling run for the dashboard: validated request, queue job, trajectory, cache.
 
-A :class:`RunRequest` names everything a result depends on (checkpoints, time, region, seed,
-steps, members, churn); its :attr:`RunRequest.key` is the :class:`ppviz.jobs.ResultCache` key.
+A :class:`ppviz.request.DownscaleRequest` names everything a result depends on (checkpoints, time,
+region, seed, steps, members, churn); its :attr:`~ppviz.request.DownscaleRequest.key` is the
+:class:`ppviz.jobs.ResultCache` key.
 :func:`submit` returns a cached :class:`EnsembleRun` at once, joins an identical run already in
 the queue, or queues a new one on :func:`ppviz.jobs.default_queue`. The job reports progress
 after every sampler step and stops there when cancelled (the sampler callback calls
@@ -10,6 +11,7 @@ after every sampler step and stops there when cancelled (the sampler callback ca
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time as _time
@@ -18,54 +20,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ppviz.jobs import FINISHED, EnsembleKey, Job, JobQueue, ResultCache, default_queue, ensemble_key
+from ppviz.jobs import FINISHED, Job, JobQueue, ResultCache, default_queue
+from ppviz.request import DownscaleRequest
 
 MAX_FRAMES = 60  # trajectory frames kept per run (evenly spaced over the steps)
 CACHE_ITEMS_ENV = "PPVIZ_CACHE_ITEMS"
 CACHE_MB_ENV = "PPVIZ_CACHE_MB"
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """What one ensemble depends on; ``region`` is a slug or ``lat0,lat1,lon0,lon1``."""
-
-    checkpoint: str
-    time: str
-    region: str
-    members: int = 4
-    steps: int = 18
-    seed: int = 0
-    churn: float = 0.0
-    pp_checkpoint: str | None = None
-
-    def validate(self):
-        """The :class:`Region`, after checking every field; ValueError naming what is wrong."""
-        from ppviz.data.regions import Region
-        from ppviz.data.source import parse_time
-        from ppviz.explore.models import check_checkpoint
-        from ppviz.pipeline import check_request
-
-        check_request(self.members, self.steps)
-        if not 0 <= int(self.seed) < 2**63:
-            raise ValueError(f"seed must be 0..2**63-1, got {self.seed}")
-        if not 0.0 <= float(self.churn) <= 100.0:
-            raise ValueError(f"churn must be 0..100, got {self.churn}")
-        parse_time(self.time)
-        check_checkpoint(self.checkpoint, "diffusion")
-        if self.pp_checkpoint is not None:
-            check_checkpoint(self.pp_checkpoint, "pp")
-        return Region.parse(self.region)
-
-    @property
-    def key(self) -> EnsembleKey:
-        return ensemble_key(self.checkpoint, self.pp_checkpoint or "auto", self.time, self.region, self.seed,
-                            self.steps, self.members, self.churn)
-
-    @property
-    def label(self) -> str:
-        t = pd.Timestamp(self.time)
-        return (f"{self.checkpoint} {t:%Y-%m-%d %H:%M} {self.region}: {self.members} members x "
-                f"{self.steps} steps, seed {self.seed}")
 
 
 @dataclass
@@ -90,7 +50,7 @@ class Trajectory:
 class EnsembleRun:
     """A finished run: the :class:`ppviz.pipeline.Ensemble`, the trajectory of member 0, timing."""
 
-    request: RunRequest
+    request: DownscaleRequest
     ensemble: object  # ppviz.pipeline.Ensemble
     trajectory: Trajectory | None
     seconds: float
@@ -121,13 +81,35 @@ class EnsembleRun:
         return out
 
 
+@dataclass
+class View:
+    """What the Downscale page's maps and curves show: inputs of the hour, the run (or None), the selection."""
+
+    inputs: object
+    run: object | None
+    member: int = 0
+    shown: list = field(default_factory=list)
+
+    @functools.cached_property
+    def mean_spread(self):
+        if self.run is None:
+            return None
+        from ppviz.views.curves import mean_and_spread
+
+        return mean_and_spread(self.run.ensemble, self.shown)
+
+    @property
+    def when(self) -> str:
+        return f"{self.inputs.time:%Y-%m-%d %H:%M}"
+
+
 def _frames_kept(steps: int) -> set[int]:
     return set(np.linspace(0, steps - 1, min(steps, MAX_FRAMES)).round().astype(int).tolist())
 
 
-def run_ensemble(request: RunRequest, job: Job | None = None, *, ds=None, trajectory: bool = True) -> EnsembleRun:
+def run_ensemble(request: DownscaleRequest, job: Job | None = None, *, ds=None, trajectory: bool = True) -> EnsembleRun:
     """Run ``request`` now (in this thread), reporting to ``job`` after every sampler step."""
-    from ppviz.explore.models import dataset, load_models
+    from ppviz.views.cache import dataset, load_models
     from ppviz.pipeline import downscale_time
 
     region = request.validate()
@@ -171,7 +153,7 @@ def run_ensemble(request: RunRequest, job: Job | None = None, *, ds=None, trajec
 # -- the process-wide cache and de-duplication ----------------------------------------------
 
 _cache: ResultCache | None = None
-_inflight: dict[EnsembleKey, Job] = {}
+_inflight: dict[tuple, Job] = {}
 _lock = threading.Lock()
 
 
@@ -186,12 +168,12 @@ def default_cache() -> ResultCache:
         return _cache
 
 
-def cached(request: RunRequest) -> EnsembleRun | None:
+def cached(request: DownscaleRequest) -> EnsembleRun | None:
     """The finished run of ``request`` if this process has it."""
     return default_cache().get(request.key)
 
 
-def submit(request: RunRequest, *, queue: JobQueue | None = None, cache: ResultCache | None = None,
+def submit(request: DownscaleRequest, *, queue: JobQueue | None = None, cache: ResultCache | None = None,
            trajectory: bool = True) -> tuple[EnsembleRun | None, Job | None]:
     """``(run, None)`` from the cache, or ``(None, job)``: a new job, or the identical one already
     queued or running (so two sessions asking the same thing share one run).

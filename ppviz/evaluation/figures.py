@@ -25,7 +25,6 @@ Functions
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -34,9 +33,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ppviz.constants import DRY_THRESHOLD_MMH, KM_PER_DEG
+
 __all__ = [
-    "FIGURES", "date_maps_figure", "format_table", "percentile_ratio_figure", "qq_figure",
-    "rank_histogram_figure", "save_figure", "spectra_figure", "summary_rows", "write_report",
+    "FIGURES", "date_maps_figure", "percentile_ratio_figure", "qq_figure", "rank_histogram_figure", "save_figure",
+    "spectra_figure", "write_report",
 ]
 
 #: File names of :func:`write_report`.
@@ -47,10 +48,6 @@ FIGURES = {
     "percentile_ratio": "percentile_ratio.png",
     "maps": "maps.png",
 }
-#: mm/h; tp below this is drawn clear (transparent) on maps.
-DRY_CLEAR = 0.01
-#: 1 deg cell, km: the coarse grid's Nyquist wavelength is twice this.
-ONE_DEG_KM = 111.2
 
 _STYLE = {
     "truth": {"color": "black", "lw": 2.2, "label": "truth"},
@@ -116,11 +113,11 @@ def spectra_figure(metrics, path, *, title: str = "") -> Path:
     for src in spec["source"].values:
         ax.loglog(wl, spec.sel(source=src).values, **_style(str(src)))
     for a in (ax, axr):
-        a.axvline(2 * ONE_DEG_KM, color="grey", lw=0.8, ls=":")
+        a.axvline(2 * KM_PER_DEG, color="grey", lw=0.8, ls=":")
         a.set_xlim(wl.max() * 1.05, wl.min() / 1.05)  # large scales on the left
         a.set_xlabel("wavelength (km)")
         a.grid(True, which="both", alpha=0.25)
-    ax.text(2 * ONE_DEG_KM, 0.02, " 1\u00b0 grid Nyquist (222 km)", transform=ax.get_xaxis_transform(),
+    ax.text(2 * KM_PER_DEG, 0.02, " 1\u00b0 grid Nyquist (222 km)", transform=ax.get_xaxis_transform(),
             fontsize=8, color="grey", rotation=90, va="bottom")
     ax.set_ylabel("power spectral density ((mm/h)\u00b2 km\u00b2)")
     ax.set_title("tp power spectra" + (f": {title}" if title else ""))
@@ -267,7 +264,7 @@ def _tp_cmap():
 
 def _masked_tp(a) -> np.ma.MaskedArray:
     a = np.asarray(a, dtype=np.float64)
-    return np.ma.masked_where(~np.isfinite(a) | (a < DRY_CLEAR), a)
+    return np.ma.masked_where(~np.isfinite(a) | (a < DRY_THRESHOLD_MMH), a)
 
 
 def percentile_ratio_figure(ratio: xr.DataArray, path, *,
@@ -328,7 +325,7 @@ def date_maps_figure(ds: xr.Dataset, path, *, times=None, max_dates: int = 4, ti
     ``times`` None: the ``max_dates`` dates with the highest domain-mean truth tp (evenly spread
     dates without a truth), in time order.
 
-    tp panels share one log colour scale (mm/h), values below :data:`DRY_CLEAR` clear; the latent
+    tp panels share one log colour scale (mm/h), values below :data:`DRY_THRESHOLD_MMH` clear; the latent
     has its own diverging scale (dimensionless). Coastlines and borders on every map.
     """
     import matplotlib
@@ -362,7 +359,7 @@ def date_maps_figure(ds: xr.Dataset, path, *, times=None, max_dates: int = 4, ti
     if truth:
         tp_stack.append(sel["tp_truth"].values[None])
     vmax = max(float(np.nanmax(np.concatenate([a.ravel() for a in tp_stack]))), 1.0)
-    norm = LogNorm(vmin=DRY_CLEAR, vmax=vmax, clip=False)
+    norm = LogNorm(vmin=DRY_THRESHOLD_MMH, vmax=vmax, clip=False)
     cmap = _tp_cmap()
     lnorm = None
     if latent:
@@ -404,9 +401,9 @@ def date_maps_figure(ds: xr.Dataset, path, *, times=None, max_dates: int = 4, ti
             msgs.add(msg)
     # attached to every axis (a colour bar on a non-contiguous set of axes breaks the layout)
     cb = fig.colorbar(tp_map, ax=axes.ravel().tolist(), shrink=0.8, pad=0.01)
-    ticks = [t for t in (0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100) if DRY_CLEAR <= t <= vmax]
+    ticks = [t for t in (0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100) if DRY_THRESHOLD_MMH <= t <= vmax]
     _log_ticks(cb, ticks)
-    cb.set_label(f"tp (mm/h, log scale; < {DRY_CLEAR:g} clear; all tp panels)")
+    cb.set_label(f"tp (mm/h, log scale; < {DRY_THRESHOLD_MMH:g} clear; all tp panels)")
     if lat_map is not None:  # inset below the last latent map, so the columns keep their widths
         cax = axes[-1, cols.index("latent")].inset_axes([0.05, -0.42, 0.9, 0.07])
         cb2 = fig.colorbar(lat_map, cax=cax, orientation="horizontal")
@@ -438,84 +435,3 @@ def write_report(metrics, out_dir, *, ds: xr.Dataset | None = None, ratio: xr.Da
     if ds is not None and max_map_dates > 0:
         paths["maps"] = date_maps_figure(ds, out / FIGURES["maps"], max_dates=max_map_dates, title=title)
     return paths
-
-
-# -- the printed table -------------------------------------------------------------------------
-
-
-def _get(d: dict, *keys, default=float("nan")):
-    for k in keys:
-        if not isinstance(d, dict) or k not in d:
-            return default
-        d = d[k]
-    return d
-
-
-def summary_rows(scalars: dict, *, reference: str = "bicubic") -> list[dict]:
-    """One row per source (truth first) of the headline numbers of ``EnsembleMetrics.scalars``.
-
-    Keys: ``forecast``; ``crps`` (mm/h: fair CRPS of the ensemble, MAE of a deterministic
-    forecast); ``crpss_<reference>`` (``1 - crps / crps_reference``); ``lsd_25_100`` and
-    ``lsd_50_200`` (log-spectral distance to the truth, dB); ``p99``/``p999`` (pooled quantiles,
-    mm/h) and ``p99_ratio``/``p999_ratio`` (to the truth's); ``wet_0.1``, ``wet_1``, ``wet_5``
-    (fraction of values >= 0.1, 1, 5 mm/h). NaN where not defined (e.g. the truth's CRPS).
-    """
-    nan = float("nan")
-    crps = scalars.get("crps", {})
-    ref = crps.get(reference, nan)
-    tq = scalars.get("quantiles", {}).get("truth", {})
-    rows = []
-    for src in ["truth", *crps]:
-        q = scalars.get("quantiles", {}).get(src, {})
-        wet = scalars.get("wet_frequency", {}).get(src, {})
-        c = crps.get(src, nan) if src != "truth" else nan
-        row = {
-            "forecast": src,
-            "crps": c,
-            f"crpss_{reference}": (1.0 - c / ref) if (src != "truth" and ref == ref and ref > 0) else nan,
-            "lsd_25_100": _get(scalars, "lsd_db", src, "25-100 km"),
-            "lsd_50_200": _get(scalars, "lsd_db", src, "50-200 km"),
-            "p99": q.get("0.99", nan),
-            "p999": q.get("0.999", nan),
-        }
-        row["p99_ratio"] = row["p99"] / tq["0.99"] if tq.get("0.99") else nan
-        row["p999_ratio"] = row["p999"] / tq["0.999"] if tq.get("0.999") else nan
-        for t in ("0.1", "1", "5"):
-            row[f"wet_{t}"] = wet.get(t, nan)
-        rows.append(row)
-    return rows
-
-
-def _f(v, fmt):
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        width = "".join(ch for ch in fmt.split(".")[0] if ch.isdigit())
-        return "-".rjust(int(width or 1))
-    return format(v, fmt)
-
-
-def format_table(scalars: dict, gibbs: dict | None = None, *, reference: str = "bicubic") -> str:
-    """The short table ``ppviz evaluate`` prints (see :func:`summary_rows`), plus spread-skill and Gibbs lines."""
-    rows = summary_rows(scalars, reference=reference)
-    head = (f"{'forecast':14s} {'CRPS/MAE':>9s} {'CRPSS':>7s} {'LSD25-100':>9s} {'LSD50-200':>9s} "
-            f"{'p99':>6s} {'p99.9':>6s} {'r99':>6s} {'r99.9':>6s} {'wet0.1':>7s} {'wet1':>7s} {'wet5':>7s}")
-    lines = [f"CRPS (mm/h; MAE for deterministic), CRPSS vs {reference}, log-spectral distance (dB), "
-             "pooled p99/p99.9 (mm/h) and ratio r to the truth, wet-hour frequency (>= 0.1/1/5 mm/h)", head]
-    for r in rows:
-        lines.append(
-            f"{r['forecast']:14s} {_f(r['crps'], '9.4f')} {_f(r[f'crpss_{reference}'], '7.3f')} "
-            f"{_f(r['lsd_25_100'], '9.2f')} {_f(r['lsd_50_200'], '9.2f')} {_f(r['p99'], '6.2f')} "
-            f"{_f(r['p999'], '6.2f')} {_f(r['p99_ratio'], '6.2f')} {_f(r['p999_ratio'], '6.2f')} "
-            f"{_f(r['wet_0.1'], '7.4f')} {_f(r['wet_1'], '7.4f')} {_f(r['wet_5'], '7.5f')}")
-    lines.append(f"spread-skill ratio {_f(scalars.get('spread_skill_ratio'), '.3f')} (spread "
-                 f"{_f(scalars.get('spread'), '.4f')} mm/h, RMSE of the ensemble mean {_f(scalars.get('rmse'), '.4f')} mm/h)")
-    if gibbs:
-        if "skipped" in gibbs:
-            lines.append(f"Gibbs comparison skipped: {gibbs['skipped']}")
-        else:
-            a, b = gibbs["tp_truncated"], gibbs["pp_truncated_decoded"]
-            lines.append(
-                f"Gibbs (truth, {gibbs.get('times', '?')} times, cutoff {gibbs['cutoff_km']:.0f} km): negative cells "
-                f"TP-truncated {100 * a['negative_fraction']:.2f} % vs PP-truncated-decoded "
-                f"{100 * b['negative_fraction']:.2f} %; spurious drizzle {100 * a['spurious_drizzle_fraction']:.2f} % "
-                f"vs {100 * b['spurious_drizzle_fraction']:.2f} %; min {a['min_value']:.3f} vs {b['min_value']:.3f} mm/h")
-    return "\n".join(lines)

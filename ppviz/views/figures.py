@@ -12,7 +12,9 @@ import io
 
 import numpy as np
 
-TP_MIN, TP_MAX = 0.1, 20.0
+from ppviz.constants import DRY_THRESHOLD_MMH
+
+TP_MIN, TP_MAX = DRY_THRESHOLD_MMH, 20.0
 
 
 def _edges(lat: np.ndarray, lon: np.ndarray) -> list[float]:
@@ -53,11 +55,11 @@ def draw_field(ax, values, lat, lon, *, kind: str, title: str, lim: float | None
 
 
 def ensemble_png(run, *, member: int = 0, members=None, dpi: int = 100) -> bytes:
-    """PNG of an :class:`ppviz.explore.runs.EnsembleRun`: inputs, PP, a member, mean, spread,
+    """PNG of an :class:`ppviz.views.runs.EnsembleRun`: inputs, PP, a member, mean, spread,
     truth, and the power spectra."""
     from matplotlib.figure import Figure
 
-    from ppviz.explore.curves import mean_and_spread, selected, spectra
+    from ppviz.views.curves import mean_and_spread, selected, spectra
     from ppviz.maps import map_features
 
     ens = run.ensemble

@@ -52,8 +52,7 @@ def gibbs_fields(ds, time, region, *, cutoff_km: float, method: str = "dct", pp_
     """
     import pandas as pd
 
-    from ppviz.data.source import select_time
-    from ppviz.explore.models import load_pp
+    from ppviz.views.cache import load_pp, region_fields
     from ppviz.metrics import gibbs_comparison
     from ppviz.models.pp import decode_numpy, encode_numpy
     from ppviz.spectral import rapsd
@@ -62,11 +61,7 @@ def gibbs_fields(ds, time, region, *, cutoff_km: float, method: str = "dct", pp_
     if not np.isfinite(cutoff) or cutoff <= 0:
         raise ValueError(f"the cutoff must be a positive number of km, got {cutoff_km}")
     model = load_pp(pp_name).model
-    step = region.subset(select_time(ds, time))
-    tp = np.asarray(step["tp"].values, dtype=np.float64)
-    vimd = np.asarray(step["vimd"].values, dtype=np.float64)
-    if not (np.isfinite(tp).all() and np.isfinite(vimd).all()):
-        raise ValueError("the data have missing (NaN) tp or vimd in this region at this time; choose another")
+    step, tp, vimd = region_fields(ds, time, region, dtype=np.float64)
     dx = float(region.fine_grid.dx_km)
     pp = encode_numpy(model, tp.astype(np.float32), vimd.astype(np.float32)).astype(np.float64)
     decode = functools.partial(decode_numpy, model)

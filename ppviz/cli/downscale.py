@@ -1,0 +1,118 @@
+"""``ppviz downscale`` and ``ppviz evaluate``: one :class:`ppviz.request.DownscaleRequest` from the arguments, run and scored."""
+
+from __future__ import annotations
+
+from ppviz.cli.common import UserError, check_range, command_line, output_path
+
+def _request_from_args(args):
+    from ppviz.request import DownscaleRequest
+
+    request = DownscaleRequest(data=args.data, region=args.region, checkpoint=args.checkpoint,
+                               pp_checkpoint=args.pp_checkpoint, time=args.start, end=args.end,
+                               members=args.members, steps=args.steps, seed=args.seed, churn=args.churn,
+                               coarse_from=args.coarse_from, device=args.device)
+    request.check()
+    return request
+
+
+def _cmd_downscale(args) -> int:
+    from ppviz.data.canonical import write_dataset
+    from ppviz.data.source import load_dataset
+    from ppviz.pipeline import Models, downscale, local_client
+
+    out = output_path(args.out)
+    job = _request_from_args(args)
+    ds = load_dataset(job.data)
+    times = job.times(ds)
+    # fail on bad checkpoints here, with one message, before any worker starts
+    Models.load(job.checkpoint, job.pp_checkpoint, "cpu")
+    client = None
+    use_cluster = args.scheduler is not None or (len(times) > 1 and args.workers != 0)
+    if use_cluster:
+        from distributed import Client
+
+        client = Client(args.scheduler) if args.scheduler else local_client(args.workers or None)
+        print(f"dask: {client.dashboard_link if args.scheduler else 'LocalCluster'} with "
+              f"{len(client.scheduler_info()['workers'])} workers")
+    try:
+        result = downscale(job, times, client=client, command=command_line(args))
+    finally:
+        if client is not None:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    write_dataset(result, out)
+    print(f"wrote {out}: {result.sizes['member']} members x {result.sizes['time']} times x "
+          f"{result.sizes['lat']} x {result.sizes['lon']} ({result.attrs['region']}, "
+          f"{result.attrs['steps']} Heun steps, seed {result.attrs['seed']})")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from ppviz.evaluation import evaluate_ensemble, open_ensemble, parse_baselines, write_outputs
+    from ppviz.evaluation.report import format_table
+
+    check_range("--max-map-dates", args.max_map_dates, 0, 24)
+    check_range("--time-chunk", args.time_chunk, 1, 10**6)
+    if args.workers is not None and args.scheduler is not None:
+        raise UserError("give --workers or --scheduler, not both")
+    if args.workers is not None:
+        check_range("--workers", args.workers, 0, 256)
+    ds = open_ensemble(args.ensemble, time_chunk=args.time_chunk)
+    names = parse_baselines(args.baselines, ds)
+    client = None
+    if args.scheduler or args.workers:
+        from distributed import Client
+
+        from ppviz.evaluation import local_cluster_client
+
+        client = Client(args.scheduler) if args.scheduler else local_cluster_client(args.workers)
+        print(f"dask: {args.scheduler or 'LocalCluster'} with {len(client.scheduler_info()['workers'])} workers")
+    try:
+        ev = evaluate_ensemble(ds, baselines=names, client=client, time_chunk=args.time_chunk)
+    finally:
+        if client is not None:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None and not args.scheduler:
+                cluster.close()
+    paths = write_outputs(ev, ds, args.out, max_map_dates=args.max_map_dates)
+    print(f"{args.ensemble}: {ev.settings['n_times']} times x {ev.settings['n_members']} members, "
+          f"region {ev.settings.get('region', '?')}, model {ev.settings.get('diffusion_checkpoint', '?')}")
+    print(format_table(ev.scalars, ev.gibbs))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def add_parsers(sub) -> None:
+    """Add this module's subcommands to ``sub`` (the ``ppviz`` subparsers)."""
+    ds_ = sub.add_parser("downscale", help="downscale coarse PP to an ensemble of 0.25 deg tp fields")
+    ds_.add_argument("--data", default=None, help="dataset (default: the embedded synthetic one)")
+    ds_.add_argument("--start", required=True, help="first time, e.g. 2021-02-20T12")
+    ds_.add_argument("--end", default=None, help="last time (inclusive; default: just --start)")
+    ds_.add_argument("--region", default="europe", help="region name (ppviz regions) or lat0,lat1,lon0,lon1")
+    ds_.add_argument("--members", type=int, default=4)
+    ds_.add_argument("--steps", type=int, default=18, help="Heun steps")
+    ds_.add_argument("--churn", type=float, default=0.0, help="Heun stochastic churn (EDM S_churn)")
+    ds_.add_argument("--seed", type=int, default=0)
+    ds_.add_argument("--coarse-from", choices=["fine", "coarse"], default="fine",
+                     help="coarse PP from block-averaged fine PP (as in training) or from encoded coarse tp/vimd")
+    ds_.add_argument("--checkpoint", default=None, help="diffusion checkpoint name or directory")
+    ds_.add_argument("--pp-checkpoint", default=None, help="PP checkpoint name or directory")
+    ds_.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    ds_.add_argument("--scheduler", default=None, help="dask scheduler address (default: a LocalCluster for several times)")
+    ds_.add_argument("--workers", type=int, default=None, help="LocalCluster workers (0: run in this process)")
+    ds_.add_argument("--out", required=True, help="output .nc or .zarr")
+    ds_.set_defaults(func=_cmd_downscale)
+
+    ev = sub.add_parser("evaluate", help="score a `ppviz downscale` output: metrics.json, metrics.nc, PNG figures")
+    ev.add_argument("--ensemble", required=True, help="a ppviz downscale output (.nc or .zarr) with tp_truth")
+    ev.add_argument("--out", required=True, help="output directory")
+    ev.add_argument("--baselines", default=None,
+                    help="comma-separated baselines to score (default: bicubic,nearest,pp_bicubic; 'none': none)")
+    ev.add_argument("--workers", type=int, default=None, help="dask LocalCluster workers (default: in this process)")
+    ev.add_argument("--scheduler", default=None, help="dask scheduler address")
+    ev.add_argument("--time-chunk", type=int, default=8, help="time steps per chunk (task)")
+    ev.add_argument("--max-map-dates", type=int, default=4, help="dates in the map figure (0: no maps)")
+    ev.set_defaults(func=_cmd_evaluate)

@@ -1,0 +1,186 @@
+"""Training runs end to end: data, training, held-out scores, model card, checkpoint (``ppviz train``).
+
+:func:`train_pp_checkpoint` and :func:`train_diffusion_checkpoint` are what ``ppviz train pp`` and
+``ppviz train diffusion`` call after parsing their arguments; the pieces they put together are
+:mod:`ppviz.training.pp`, :mod:`ppviz.training.diffusion_loop`, :mod:`ppviz.training.diffusion`
+(data, held-out scores, card) and :mod:`ppviz.training.cards`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["train_diffusion_checkpoint", "train_pp_checkpoint"]
+
+
+def train_pp_checkpoint(out, *, data=None, shares=None, distribution_weights=None, steps: int = 3000,
+                        batch: int = 16384, lr: float = 3e-3, hidden: int = 64, depth: int = 3, seed: int = 0,
+                        holdout: float = 0.2, default: bool = False, command: str = "") -> tuple[Path, dict]:
+    """Train the PP encoder-decoder on ``data`` (paths; None or 'default': the embedded dataset),
+    score it on the held-out hours of each dataset and write the checkpoint ``out`` with its model
+    card. ``shares`` and ``distribution_weights`` are tuples, one number per dataset (None: equal
+    shares; the shares). Returns the checkpoint path and the held-out scores per dataset."""
+    import time
+
+    from ppviz.checkpoints import save_checkpoint
+    from ppviz.data.source import load_dataset
+    from ppviz.models.pp import PPConfig
+    from ppviz.training.cards import pp_model_card
+    from ppviz.training.pp import CellPool, PPTrainConfig, evaluate_pp, split_times, train_pp
+
+    data = list(data or ["default"])
+    cfg = PPTrainConfig(steps=steps, batch=batch, lr=lr, seed=seed, holdout_fraction=holdout, shares=shares,
+                        distribution_weights=distribution_weights, model=PPConfig(hidden=hidden, depth=depth))
+    train_pools, held = [], {}
+    desc = []
+    for d in data:
+        ds = load_dataset(None if d in ("default", "synthetic") else d)
+        label = "synthetic" if ds.attrs.get("source") == "synthetic" else Path(d).name
+        tr, te = split_times(ds.time.values, holdout)
+        # at most ~12M training cells per dataset keeps memory bounded (every k-th step)
+        stride = max(1, int(np.ceil(tr.size * ds.sizes["lat"] * ds.sizes["lon"] / 12e6)))
+        train_pools.append(CellPool.from_dataset(label, ds, tr[::stride]))
+        held[label] = CellPool.from_dataset(label, ds, te[::stride])
+        desc.append(f"{label} ({ds.attrs.get('source', '?')[:120]}; {tr.size} training and {te.size} held-out hours)")
+    t0 = time.perf_counter()
+    model, history = train_pp(train_pools, cfg, progress=True)
+    seconds = time.perf_counter() - t0
+    scores = {label: evaluate_pp(model, pool) for label, pool in held.items()}
+    name = Path(out).name
+    card = pp_model_card(name, model.config.to_dict(), cfg.to_dict(), scores, command, seconds, desc)
+    extra = {
+        "summary": f"PP encoder-decoder, {hidden}x{depth} MLP, trained on {', '.join(held)}",
+        "normalisation": {"tp_scale": model.config.tp_scale, "vimd_scale": model.config.vimd_scale},
+        "training": {**cfg.to_dict(), "data": desc, "seconds": round(seconds, 1), "command": command},
+        "heldout_scores": scores,
+        "default": bool(default),
+    }
+    path = save_checkpoint(model, out, kind="pp", architecture="pp-mlp", config=model.config.to_dict(),
+                           extra=extra, model_card=card)
+    (Path(path) / "training_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+    return path, scores
+
+
+def train_diffusion_checkpoint(out, *, data=None, pp_checkpoint=None, target: str = "pp", state_dir=None,
+                               resume: bool = False, overwrite: bool = False, steps: int = 2000, batch: int = 8,
+                               crop: int = 64, lr: float = 5e-4, base_channels: int = 32,
+                               channel_mult: tuple[int, ...] = (1, 2, 2), blocks: int = 1,
+                               sigma_data: float | None = None, seed: int = 0, holdout: float = 0.2,
+                               eval_dates: int = 6, eval_members: int = 4, eval_region: str = "europe",
+                               default: bool = False, command: str = "", log=print) -> Path:
+    """Train the EDM diffusion downscaler on the PP (``target="pp"``) or on transformed tp (``"tp"``,
+    the no-PP control of :mod:`ppviz.tp_target`) of ``data``, score it on ``eval_dates`` held-out
+    dates and write the checkpoint ``out`` with its model card; the resumable training state goes to
+    ``state_dir`` (default ``.OUT.train`` beside ``out``). Progress lines go to ``log``.
+    Returns the checkpoint path."""
+    import time
+
+    import torch
+
+    from ppviz.checkpoints import default_checkpoint, load_checkpoint, save_checkpoint
+    from ppviz.data.grid import Grid
+    from ppviz.data.regions import Region
+    from ppviz.data.source import load_dataset
+    from ppviz.diffusion.downscaler import DownscalerConfig, residual_std, static_channels
+    from ppviz.training.diffusion_loop import DiffusionTrainConfig, train_diffusion
+    from ppviz.models.unet import UNetConfig
+    from ppviz.pipeline import Models
+    from ppviz.training.diffusion import diffusion_model_card, encode_fine_pp, format_heldout, heldout_scores
+    from ppviz.training.pp import split_times
+
+    mult = tuple(int(x) for x in channel_mult)
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ValueError(f"{out} exists; choose another --out or pass --overwrite")
+    state_dir = Path(state_dir) if state_dir else out.parent / f".{out.name}.train"
+    pp_name = pp_checkpoint or default_checkpoint("pp")
+    pp = load_checkpoint(pp_name, kind="pp")
+    ds = load_dataset(None if data in (None, "default", "synthetic") else data)
+    grid = Grid.from_coords(ds.lat.values, ds.lon.values)
+    train_idx, held_idx = split_times(ds.time.values, holdout)
+    log(f"data: {ds.attrs.get('source', data or 'default')[:100]}; {train_idx.size} training and "
+          f"{held_idx.size} held-out hours; PP checkpoint {pp.name}")
+    transform = None
+    if target == "tp":  # the no-PP control (ppviz.tp_target): same model on a transform of tp
+        from ppviz.tp_target import encode_fine_z, fit_transform
+
+        transform = fit_transform(ds, train_idx)
+        log(f"target: transformed tp, z = (log1p(tp / {transform.offset:g}) - {transform.mu:.4f}) / "
+              f"{transform.sd:.4f} (no PP; the PP checkpoint serves only the references)")
+        pp_fine = encode_fine_z(transform, ds, train_idx)
+    else:
+        pp_fine = encode_fine_pp(pp.model, ds, train_idx)
+    static = static_channels(grid)
+    sigma_data = sigma_data or round(residual_std(pp_fine[:: max(1, pp_fine.shape[0] // 64)], grid.lat), 4)
+    unet = UNetConfig(base_channels=base_channels, channel_mult=mult, blocks_per_level=blocks)
+    model_cfg = DownscalerConfig(unet=unet, sigma_data=sigma_data)
+    train_cfg = DiffusionTrainConfig(crop=crop, batch_size=batch, steps=steps, lr=lr,
+                                     lr_warmup_steps=min(500, max(1, steps // 10)),
+                                     ema_halflife_steps=max(10.0, steps / 10), seed=seed,
+                                     ckpt_every=max(1, min(500, steps)))
+    t0 = time.perf_counter()
+    ema = train_diffusion(pp_fine, static, grid, train_cfg, state_dir, model_config=model_cfg, resume=resume)
+    seconds = time.perf_counter() - t0
+    from ppviz.training.diffusion_loop import read_log
+
+    train_log = read_log(state_dir / "train_log.jsonl")
+    if train_log:
+        seconds = max(seconds, float(train_log[-1]["seconds"]))
+    del pp_fine
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    models = Models(pp=pp.model, diffusion=ema.to(device).eval(), pp_name=pp.name, pp_sha256=pp.sha256,
+                    diffusion_name=out.name, diffusion_sha256="(being written)", device=device,
+                    transform=transform)
+    held_days = np.asarray(ds.time.values[held_idx])
+    n = min(eval_dates, held_days.size)
+    scores = None
+    if n:
+        # spread the held-out dates evenly over the held-out period, at varying hours
+        pick = held_days[np.linspace(0, held_days.size - 1, n).round().astype(int)]
+        scores = heldout_scores(models, ds, pick, Region.parse(eval_region), members=eval_members,
+                                steps=18, seed=seed)
+        log(format_heldout(scores))
+    desc = (f"{ds.attrs.get('source', 'dataset')[:160]} ({data or 'default'}), "
+            f"{train_idx.size} training hours; held out: {held_idx.size} hours, every "
+            f"{round(1 / holdout)}th day (ppviz.training.pp.split_times)")
+    card = diffusion_model_card(out.name, model_cfg.to_dict(), train_cfg.to_dict(),
+                                scores or {}, command=command, seconds=seconds, data_desc=desc,
+                                pp_checkpoint=pp.name, pp_sha256=pp.sha256,
+                                n_params=sum(p.numel() for p in ema.parameters())) if scores else None
+    if card is not None and transform is not None:
+        from ppviz.tp_target import tp_target_model_card
+
+        card = tp_target_model_card(card, out.name, transform)
+    extra = {
+        "summary": f"EDM PP downscaler, U-Net {base_channels}x{list(mult)}, {sum(p.numel() for p in ema.parameters()) / 1e6:.2f} M params",
+        "pp_checkpoint": pp.name,
+        "pp_checkpoint_sha256": pp.sha256,
+        "coarse_from": "fine",
+        "coarse_pp": "area-weighted 4x4 block mean of the fine PP (encode at 0.25 deg, then coarsen)",
+        "grid": {"res": grid.res, "factor": model_cfg.factor},
+        "normalisation": {"sigma_data": sigma_data, "target": "fine PP - bilinear(coarse PP)"},
+        "training": {**train_cfg.to_dict(), "seconds": round(seconds, 1), "command": command, "data": desc},
+        "heldout_scores": {k: v for k, v in (scores or {}).items() if k != "spectra"},
+        "heldout_spectra": (scores or {}).get("spectra"),
+        "default": bool(default),
+        "target": target,
+    }
+    if transform is not None:
+        extra.update({
+            "summary": f"EDM tp-target downscaler (no PP; control experiment), U-Net {base_channels}x"
+                       f"{list(mult)}, {sum(p.numel() for p in ema.parameters()) / 1e6:.2f} M params",
+            "tp_transform": transform.to_dict(),
+            "coarse_tp_z": "area-weighted 4x4 block mean of the transformed fine tp",
+            "normalisation": {"sigma_data": sigma_data, "target": "fine z - bilinear(coarse z)"},
+        })
+        extra.pop("coarse_pp", None)
+    path = save_checkpoint(ema.cpu(), out, kind="diffusion", architecture="edm-unet", config=model_cfg.to_dict(),
+                           extra=extra, model_card=card, overwrite=overwrite)
+    import shutil
+
+    shutil.copy(state_dir / "train_log.jsonl", Path(path) / "training_log.jsonl")
+    log(f"checkpoint: {path} (training state kept in {state_dir} for --resume)")
+    return Path(path)
