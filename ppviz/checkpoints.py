@@ -16,8 +16,8 @@ loads the safetensors weights with strict key and shape checks. Every refusal is
 
 Names and the registry
 ----------------------
-Checkpoints are looked up by name in :func:`checkpoint_dirs`: the repository's ``pretrained/``
-first, then each directory of ``$PPVIZ_CHECKPOINTS`` (``os.pathsep``-separated), in order.
+Checkpoints are looked up by name in :func:`checkpoint_dirs`: the shipped ``pretrained/`` (the
+repository's, or ``ppviz/pretrained/`` in an installed wheel: :mod:`ppviz.resources`) first, then each directory of ``$PPVIZ_CHECKPOINTS`` (``os.pathsep``-separated), in order.
 A name is ``[A-Za-z0-9][A-Za-z0-9_.-]*`` without ``..`` (so no path separators, no traversal, no
 hidden directories: an interrupted save leaves only a hidden ``.NAME.tmp-*`` directory, which is
 never listed). **Collisions: the first directory wins**, so a shipped ``pretrained/`` checkpoint
@@ -51,7 +51,7 @@ from safetensors.torch import load as _load_safetensors_bytes
 from safetensors.torch import save_file
 from torch import nn
 
-from ppviz import __version__
+from ppviz import __version__, resources
 
 FORMAT = "ppviz-checkpoint"
 FORMAT_VERSION = 1
@@ -59,7 +59,7 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 CARD_FILE = "MODEL_CARD.md"
 ENV_DIRS = "PPVIZ_CHECKPOINTS"
-PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
+PRETRAINED_DIR = resources.PRETRAINED_DIR  # pretrained/ in a checkout, ppviz/pretrained/ in a wheel
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 NAME_RULE = "[A-Za-z0-9][A-Za-z0-9_.-]*, without '..'"
@@ -504,7 +504,7 @@ def is_valid_name(name: str) -> bool:
 
 
 def checkpoint_dirs() -> list[Path]:
-    """Where names are looked up, in order: repo ``pretrained/``, then ``$PPVIZ_CHECKPOINTS``."""
+    """Where names are looked up, in order: the shipped ``pretrained/``, then ``$PPVIZ_CHECKPOINTS``."""
     dirs = [PRETRAINED_DIR]
     for p in os.environ.get(ENV_DIRS, "").split(os.pathsep):
         if p.strip():
