@@ -21,7 +21,7 @@ endif
 .PHONY: setup chromium serve test test-fast bench clean
 
 # Idempotent: re-installs only when pyproject.toml or constraints.txt changed.
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml setup.py constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'

@@ -37,9 +37,21 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def _sources(dst: Path) -> Path:
-    """The checkout minus environments, build leftovers, VCS data and tests: what `pip install .`
-    would see on a fresh clone (a stale build/ of an earlier in-tree build cannot leak in)."""
-    skip = {".venv", "build", "dist", ".git", "tests", "benchmarks", "docs", ".pytest_cache", "__pycache__"}
+    """A clean copy of the checkout: what `pip install .` sees on a fresh clone (a stale build/ of an
+    earlier in-tree build, a .venv or other ignored files cannot leak into the wheel). With git,
+    the tracked and untracked-but-not-ignored files; without, the tree minus the usual leftovers.
+    Tests, benchmarks and docs are left out (not part of the wheel; only for speed)."""
+    leave_out = ("tests/", "benchmarks/", "docs/")
+    r = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                       capture_output=True, timeout=60) if shutil.which("git") else None
+    if r is not None and r.returncode == 0 and r.stdout:
+        for rel in sorted(set(r.stdout.decode().split("\0")) - {""}):
+            if rel.startswith(leave_out) or not (REPO / rel).is_file():
+                continue
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dst / rel)
+        return dst
+    skip = {".venv", "build", "dist", ".git", ".pytest_cache", "__pycache__", *(p.rstrip("/") for p in leave_out)}
 
     def ignore(directory, names):
         return [n for n in names if n in skip or n.endswith((".egg-info", ".pyc")) or
