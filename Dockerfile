@@ -5,25 +5,38 @@
 #   docker build --build-arg VARIANT=cuda -t ppviz:cuda .         # nvidia/cuda runtime + CUDA torch
 #   docker run --rm -p 5006:5006 -v ppviz-data:/data ppviz:cpu    # http://localhost:5006/app
 #
-# Both install with constraints.txt (torch==2.13.0 and the other pins). The CPU variant takes
-# torch from PyTorch's CPU wheel index; the CUDA variant from PyTorch's CUDA index named by
-# TORCH_CUDA (the wheel brings its own CUDA libraries; the host needs only a recent NVIDIA driver
-# and the NVIDIA container toolkit: docker run --gpus all ...).
+# The image installs ppviz from its wheel (built in the `wheel` stage from these sources: library,
+# dashboard app and pages, shipped checkpoints), with constraints.txt (torch==2.13.0 and the other
+# pins). The CPU variant takes torch from PyTorch's CPU wheel index; the CUDA variant from PyTorch's
+# CUDA index named by TORCH_CUDA (the wheel brings its own CUDA libraries; the host needs only a
+# recent NVIDIA driver and the NVIDIA container toolkit: docker run --gpus all ...).
+#
+# Build arguments for machines without Docker Hub or PyTorch's index (docker/build-offline.sh):
+#   PYTHON_IMAGE     the CPU base (default python:3.11-slim); any Debian/Ubuntu image with
+#                    `python` (>= 3.10) and its venv module
+#   TORCH_INDEX_URL  where torch comes from (default: PyTorch's index for the variant); wheels put
+#                    in docker/wheels/ are offered too (a local torch-2.13.0+cpu wheel wins over
+#                    the same version from any index, being a higher version: 2.13.0+cpu > 2.13.0)
 
 ARG VARIANT=cpu
+ARG PYTHON_IMAGE=python:3.11-slim
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-runtime-ubuntu22.04
 
 # ---------------------------------------------------------------------------------------------
-# CPU base: Debian slim with CPython 3.11.
-FROM python:3.11-slim AS base-cpu
-ENV TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# CPU base: Debian slim with CPython 3.11 (or PYTHON_IMAGE).
+# (PYTHON_IMAGE is a build argument; its default above carries the tag.)
+# hadolint ignore=DL3006
+FROM ${PYTHON_IMAGE} AS base-cpu
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ENV TORCH_INDEX_URL=${TORCH_INDEX_URL}
 RUN python -m venv /opt/venv
 
 # ---------------------------------------------------------------------------------------------
 # CUDA base: NVIDIA's runtime image (Ubuntu 22.04, CPython 3.10).
 FROM ${CUDA_IMAGE} AS base-cuda
 ARG TORCH_CUDA=cu128
-ENV TORCH_INDEX_URL=https://download.pytorch.org/whl/${TORCH_CUDA} \
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/${TORCH_CUDA}
+ENV TORCH_INDEX_URL=${TORCH_INDEX_URL} \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 # Ubuntu's package versions move with security updates; the base image tag pins the release.
@@ -32,6 +45,19 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/venv
+
+# ---------------------------------------------------------------------------------------------
+# The wheel: `pip wheel` of these sources. pyproject.toml maps app.py, pages/ and pretrained/ into
+# the package (ppviz/dashboard/, ppviz/pretrained/), so the wheel alone is the whole application.
+# (base-${VARIANT} names a stage of this file, not a registry image, hence no tag.)
+# hadolint ignore=DL3006
+FROM base-${VARIANT} AS wheel
+WORKDIR /src
+COPY pyproject.toml setup.py README.md constraints.txt app.py ./
+COPY ppviz/ ppviz/
+COPY pages/ pages/
+COPY pretrained/ pretrained/
+RUN /opt/venv/bin/python -m pip wheel --no-cache-dir --no-deps -c constraints.txt -w /wheels .
 
 # ---------------------------------------------------------------------------------------------
 # The image: one of the bases above, chosen by VARIANT.
@@ -52,26 +78,19 @@ ENV PATH=/opt/venv/bin:$PATH \
 
 WORKDIR /opt/ppviz
 
-# Dependencies first (cached while only the sources change). torch comes from PyTorch's index
-# for this variant, pinned by constraints.txt; everything else from PyPI under the same pins.
-COPY pyproject.toml README.md constraints.txt ./
-RUN pip install --index-url "$TORCH_INDEX_URL" -c constraints.txt torch \
-    && mkdir -p ppviz \
-    && printf '__version__ = "0"\n' > ppviz/__init__.py \
-    && pip install -c constraints.txt . \
-    && pip uninstall -y ppviz \
-    && rm -rf ppviz build ./*.egg-info
-
-# The application: library, dashboard pages, entry script and the shipped checkpoints.
-# ppviz serve runs app.py from this tree, so the package is installed in editable mode.
-COPY ppviz/ ppviz/
-COPY pages/ pages/
-COPY pretrained/ pretrained/
-COPY app.py ./
+# torch first (the big layer, cached while ppviz changes): from TORCH_INDEX_URL or docker/wheels/,
+# pinned by constraints.txt. Then the ppviz wheel and its other dependencies from PyPI, same pins.
+COPY constraints.txt ./
+COPY docker/wheels/ /opt/wheels/
+RUN pip install --find-links /opt/wheels --index-url "$TORCH_INDEX_URL" -c constraints.txt torch \
+    && python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+COPY --from=wheel /wheels/ /opt/wheels/
+# The wheel is the application: ppviz, ppviz/dashboard (app.py + pages), ppviz/pretrained.
+RUN pip install --find-links /opt/wheels -c constraints.txt /opt/wheels/ppviz-*.whl \
+    && rm -rf /opt/wheels \
+    && python -c "import ppviz.checkpoints as c, ppviz.resources as r; assert r.INSTALLED and r.APP.is_file(); print([i.name for i in c.list_checkpoints()])"
 COPY docker/entrypoint.sh /usr/local/bin/ppviz-entrypoint
-RUN pip install --no-deps -c constraints.txt -e . \
-    && chmod -R a+rX /opt/ppviz \
-    && chmod 0755 /usr/local/bin/ppviz-entrypoint
+RUN chmod 0755 /usr/local/bin/ppviz-entrypoint
 
 # An unprivileged user owns only the data volume; the code stays root's and read-only to it.
 RUN groupadd --system --gid 10001 ppviz \

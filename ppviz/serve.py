@@ -1,4 +1,4 @@
-"""Start the dashboard (``app.py`` at the repository root) with ``panel serve``, secure by default.
+"""Start the dashboard (``app.py``: :data:`ppviz.resources.APP`) with ``panel serve``, secure by default.
 
 Defaults: bind ``127.0.0.1`` only, accept websocket connections only from pages served as
 ``localhost:PORT`` or ``127.0.0.1:PORT``, one process, a ``/liveness`` endpoint, no login, security
@@ -48,8 +48,8 @@ from pathlib import Path
 from typing import Mapping
 
 from ppviz.http_headers import frame_ancestors
+from ppviz.resources import APP  # app.py in a checkout, ppviz/dashboard/app.py in a wheel
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
 SERVE_SETUP = Path(__file__).resolve().with_name("serve_setup.py")
 
 DEFAULT_PORT = 5006
@@ -382,7 +382,8 @@ def serve(settings: ServeSettings | None = None, **overrides) -> int:
     are passed on to ``panel serve`` and its worker processes (so ``docker stop`` shuts them all down).
     """
     if not APP.exists():
-        raise FileNotFoundError(f"the dashboard entry {APP} is missing (ppviz serve runs from a checkout)")
+        raise FileNotFoundError(f"the dashboard entry {APP} is missing (a checkout has app.py at its top level; "
+                                "an installed wheel has ppviz/dashboard/app.py)")
     if settings is None:
         settings = ServeSettings.from_env(**overrides)
     elif overrides:

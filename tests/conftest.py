@@ -22,6 +22,18 @@ def pytest_configure(config):
         os.environ.setdefault("PPVIZ_NATURAL_EARTH", str(NATURAL_EARTH))
 
 
+def pytest_collection_modifyitems(config, items):
+    """`bench` tests need the bench extra (pysteps): they run only when -m names them (`make bench`
+    runs ``pytest -m bench``); any other run, `make test` included, deselects them (pytest reports
+    them as deselected, not skipped)."""
+    if "bench" in (config.getoption("markexpr", "") or ""):
+        return
+    keep = [item for item in items if item.get_closest_marker("bench") is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("bench")])
+        items[:] = keep
+
+
 def require_shared(path: Path) -> Path:
     """Skip when ``path`` is missing, but fail loudly in CI (CI=true), where it must exist."""
     if not path.exists():

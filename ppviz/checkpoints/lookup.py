@@ -1,6 +1,7 @@
 """Checkpoint names and where they are looked up: the registry of available checkpoints.
 
-Checkpoints are looked up by name in :func:`checkpoint_dirs`: the repository's ``pretrained/``
+Checkpoints are looked up by name in :func:`checkpoint_dirs`: the shipped ``pretrained/`` (the
+repository's, or ``ppviz/pretrained/`` in an installed wheel: :mod:`ppviz.resources`)
 first, then each directory of ``$PPVIZ_CHECKPOINTS`` (``os.pathsep``-separated), in order.
 A name is ``[A-Za-z0-9][A-Za-z0-9_.-]*`` without ``..`` (so no path separators, no traversal, no
 hidden directories: an interrupted save leaves only a hidden ``.NAME.tmp-*`` directory, which is
@@ -18,12 +19,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ppviz import __version__
+from ppviz import __version__, resources
 from ppviz.checkpoints.format import CONFIG_FILE, FORMAT_VERSION, NAME_RE, NAME_RULE, WEIGHTS_FILE, CheckpointError
 from ppviz.checkpoints.registry import ARCHITECTURES
 
 ENV_DIRS = "PPVIZ_CHECKPOINTS"
-PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
+PRETRAINED_DIR = resources.PRETRAINED_DIR  # pretrained/ in a checkout, ppviz/pretrained/ in a wheel
 TRAIN_HINT = {"pp": "ppviz train pp", "diffusion": "ppviz train diffusion"}
 
 

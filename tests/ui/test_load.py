@@ -22,7 +22,7 @@ def _load_test_module():
 
 
 def test_eight_sessions_run_at_once(browser_type_launch_args):
-    # browser_type_launch_args (conftest): skips, or fails in CI, when Debian chromium is missing
+    # browser_type_launch_args (conftest): fails when Debian chromium is missing
     lt = _load_test_module()
     res = lt.main(["--sessions", "8", "--members", "2", "--steps", "6", "--region", "sample", "--max-jobs", "1",
                    "--timeout", "150", "--memory-bound-mb", "2000",
