@@ -327,6 +327,6 @@ def _load_onnx(path: Path, doc: dict, where: str, device) -> LoadedCheckpoint:
     try:
         model = build(contract, onnx_model=proto.SerializeToString(), device=device)
     except (RuntimeError, ValueError) as e:  # onnxruntime refuses the graph (unknown op, bad types)
-        raise CheckpointError(f"{where}: onnxruntime cannot load model.onnx: {str(e).splitlines()[0]}") from None
+        raise CheckpointError(f"{where}: cannot build the ONNX denoiser: {str(e).splitlines()[0]}") from None
     return LoadedCheckpoint(model=model, config=doc, path=path, sha256=str(doc["weights"]["sha256"]), name=path.name,
                             kind=doc["kind"])
