@@ -78,6 +78,10 @@ class OnnxDenoiser(nn.Module):
 
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # errors only
+        # no busy-waiting worker threads between calls: they would take the CPU from torch (the PP
+        # decoder, other runs of a shared server) while the sampler does its own arithmetic
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self.session = ort.InferenceSession(onnx_model, sess_options=opts, providers=providers)
         self.size_multiple = int(size_multiple)
         self.providers = list(self.session.get_providers())
