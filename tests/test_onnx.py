@@ -22,7 +22,7 @@ from ppviz.checkpoints import CheckpointError, list_checkpoints, load_checkpoint
 from ppviz.cli import main
 from ppviz.data.regions import Region
 from ppviz.data.source import load_dataset
-from ppviz.diffusion import member_generators, member_noise, sample_heun, karras_sigmas, upsample_coarse
+from ppviz.diffusion import karras_sigmas, member_generators, member_noise, sample_heun, upsample_coarse
 from ppviz.diffusion.onnx_export import export_denoiser, make_contract, write_contract_files
 from ppviz.diffusion.tiny import save_tiny_diffusion
 from ppviz.models.pp import PPAutoencoder, PPConfig
@@ -31,12 +31,6 @@ from ppviz.pipeline import Models, downscale_time
 REGION = "alps"  # not a multiple of the U-Net's size: the ONNX adapter pads like EDMPrecond
 ATOL = RTOL = 1e-4
 STATICS = ["lsm", "orography_km", "sin_lat", "cos_lat", "sin_lon", "cos_lon"]
-
-
-def _cli(capsys, *argv):
-    code = main(list(argv))
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +83,9 @@ def test_onnx_members_equal_torch_members(reg):
     assert np.abs(a.pp_members[0] - a.pp_members[1]).max() > 100 * ATOL
 
 
-def test_cli_downscale_runs_an_onnx_checkpoint(reg, tmp_path, capsys):
+def test_cli_downscale_runs_an_onnx_checkpoint(reg, tmp_path, run_cli):
     out = tmp_path / "onnx.nc"
-    code, stdout, err = _cli(capsys, "downscale", "--start", "2021-01-01T05", "--region", REGION, "--members", "2",
+    code, stdout, err = run_cli("downscale", "--start", "2021-01-01T05", "--region", REGION, "--members", "2",
                              "--steps", "3", "--checkpoint", "tiny-onnx", "--workers", "0", "--out", str(out))
     assert code == 0, err
     with xr.open_dataset(out) as res:
@@ -239,10 +233,10 @@ def test_refuses_a_graph_that_does_not_match_its_contract(tmp_path):
     _refused(p, "static channels ['soil_moisture'", "ppviz provides ['lsm'")
 
 
-def test_cli_export_refuses_what_it_cannot_export(reg, tmp_path, capsys):
-    code, _, err = _cli(capsys, "export", "onnx", "test-pp", "--out", str(tmp_path / "x"))
+def test_cli_export_refuses_what_it_cannot_export(reg, tmp_path, run_cli):
+    code, _, err = run_cli("export", "onnx", "test-pp", "--out", str(tmp_path / "x"))
     assert code == 2 and "is a 'pp' checkpoint, not 'diffusion" in err and len(err.strip().splitlines()) == 1
-    code, _, err = _cli(capsys, "export", "onnx", "tiny-onnx", "--out", str(tmp_path / "y"))
+    code, _, err = run_cli("export", "onnx", "tiny-onnx", "--out", str(tmp_path / "y"))
     assert code == 2 and "only 'edm-unet' checkpoints" in err
-    code, _, err = _cli(capsys, "export", "onnx", "tiny-torch", "--out", str(reg / "tiny-onnx"))
+    code, _, err = run_cli("export", "onnx", "tiny-torch", "--out", str(reg / "tiny-onnx"))
     assert code == 2 and "exists; pass --overwrite" in err
