@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -240,3 +241,19 @@ def test_cli_export_refuses_what_it_cannot_export(reg, tmp_path, run_cli):
     assert code == 2 and "only 'edm-unet' checkpoints" in err
     code, _, err = run_cli("export", "onnx", "tiny-torch", "--out", str(reg / "tiny-onnx"))
     assert code == 2 and "exists; pass --overwrite" in err
+
+
+def test_a_model_card_linked_from_outside_is_not_read(reg, tmp_path):
+    from ppviz.views.cache import read_model_card
+
+    assert "## Inputs and outputs" in read_model_card("tiny-onnx")
+    (tmp_path / "secret.md").write_text("secret text")
+    linked = reg / "linked-card"
+    linked.mkdir()
+    for f in ("config.json", "model.onnx"):
+        (linked / f).write_bytes((reg / "tiny-onnx" / f).read_bytes())
+    os.symlink(tmp_path / "secret.md", linked / "MODEL_CARD.md")
+    text = read_model_card("linked-card")
+    assert "secret" not in text.replace("linked-card", "") and "leading outside the checkpoint directory" in text
+    assert load_checkpoint("linked-card").model is not None  # the model itself loads: nothing of it is outside
+    shutil.rmtree(linked)
