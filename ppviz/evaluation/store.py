@@ -17,6 +17,7 @@ into curves, maps and gridded fields).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,7 +75,8 @@ def _netcdf_attrs(attrs: dict) -> dict:
             v = list(v)
         elif isinstance(v, (dict, list, tuple)):
             v = json.dumps(json_ready(v))
-        out[k] = v
+        # netCDF attribute names: letters, digits, '_' (a settings key from elsewhere may hold more)
+        out[re.sub(r"[^A-Za-z0-9_]", "_", str(k)) or "_"] = v
     return out
 
 
@@ -97,9 +99,9 @@ def metrics_dataset(result: EvaluationResult) -> xr.Dataset:
         out[v].attrs = _netcdf_attrs(out[v].attrs)
         if out[v].dtype == object:
             out[v] = out[v].astype(str)
-    out.attrs = {"Conventions": "CF-1.8", "title": "ppviz evaluate: gridded metrics and curves",
-                 **{k: (v if isinstance(v, (int, float, str)) else str(v))
-                    for k, v in result.settings.items() if v is not None}}
+    out.attrs = _netcdf_attrs({"Conventions": "CF-1.8", "title": "ppviz evaluate: gridded metrics and curves",
+                               **{k: (v if isinstance(v, (int, float, str)) else str(v))
+                                  for k, v in result.settings.items() if v is not None}})
     return out
 
 
