@@ -126,7 +126,7 @@ def write_outputs(result: EvaluationResult, ds: xr.Dataset, out_dir, *, max_map_
 
     out = Path(out_dir)
     info = result.settings
-    title = f"{info.get('diffusion_checkpoint', '?')} over {info.get('region', '?')}, " \
+    title = f"{info.get('diffusion_checkpoint') or info.get('predictions_var', '?')} over {info.get('region', '?')}, " \
             f"{info['n_times']} times x {info['n_members']} members"
     figs = write_report(result, out, ds=ds, ratio=result.ratio, max_map_dates=max_map_dates, title=title)
     save_evaluation(result, out, extra={"table": summary_rows(result.scalars),
