@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ppviz.data.cf_out import restore_labels
 from ppviz.io import json_ready, write_json_atomic
 
 __all__ = ["CURVES", "MAPS", "EvaluationResult", "metrics_dataset", "read_evaluation", "save_evaluation",
@@ -155,7 +156,7 @@ def read_evaluation(path) -> EvaluationResult:
     for f in sorted(p.glob("*.nc")):
         try:
             with xr.open_dataset(f) as d:
-                data = d.load()
+                data = restore_labels(d.load())
         except Exception as exc:  # noqa: BLE001
             raise ValueError(f"{f.name} in {p} could not be read as netCDF: {exc}") from None
         for kind, names in (("curves", CURVES), ("maps", MAPS)):
