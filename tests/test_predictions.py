@@ -276,3 +276,65 @@ def test_truth_with_another_step_is_refused(tmp_path):
     tfile = _truth_file(tmp_path, hours, _field(48, LAT.size, LON.size))
     with pytest.raises(ValueError, match=r"truth-tp\.nc: truth tp has hourly steps, the predictions daily steps"):
         open_predictions(p, truth=tfile)
+
+
+def test_dashboard_scores_a_predictions_file_below_the_roots(corrdiff, tmp_path, monkeypatch):
+    """The Evaluation page's source: same scores as the CLI; paths outside PPVIZ_EVAL_ROOTS refused."""
+    import time
+
+    import panel as pn
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    from pages.common import SharedState
+    from pages.evaluation import EvaluationPage
+    from ppviz.views import cache as M
+    from ppviz.views import evaluation as E
+
+    path, _, _ = corrdiff
+    monkeypatch.setenv("PPVIZ_EVAL_ROOTS", str(tmp_path))
+    with pytest.raises(ValueError, match="outside the directories evaluations may be read from"):
+        E.open_predictions_file("/etc/passwd")
+    with pytest.raises(ValueError, match="outside the directories"):
+        E.open_predictions_file(path, truth="/etc/hosts", units="kg m-2 s-1")
+    with pytest.raises(ValueError, match=r"missing\.nc: no such file"):
+        E.open_predictions_file(tmp_path / "missing.nc")
+    ds = E.open_predictions_file(path, truth="", var="", units="kg m-2 s-1")
+    res = E.evaluate_predictions(ds)
+    want = brute_fair_crps(ds.tp.values.astype(np.float64), ds.tp_truth.values.astype(np.float64))
+    assert res.scalars["crps"]["ensemble"] == pytest.approx(want, rel=1e-5)
+    assert res.settings["time_step"] == "hourly" and res.source == str(path)
+
+    doc = Document()
+    with set_curdoc(doc):
+        page = EvaluationPage(SharedState(M.dataset(), time="2021-01-02T06:00", region="sample"),
+                              predictions=str(path), pred_units="kg m-2 s-1")
+        doc.add_root(pn.panel(page).get_root(doc))
+        page._on_predictions()
+        deadline = time.time() + 120
+        while page.result is None:
+            assert time.time() < deadline, "scoring did not finish"
+            time.sleep(0.1)
+            page._jobs.poll()
+        assert page.result.scalars["crps"]["ensemble"] == pytest.approx(want, rel=1e-5)
+        assert "prediction/precip" in page._summary.object
+        page.pred_units = ""
+        page._on_predictions()  # a refusal is shown in the page, escaped
+        shown = page._messages.objects[0].object
+        assert "has no units attribute" in shown and r"needed \-\-units" in shown  # escaped Markdown
+
+
+def test_dashboard_refuses_too_many_times_and_one_member(tmp_path, monkeypatch):
+    from ppviz.views import evaluation as E
+
+    monkeypatch.setenv("PPVIZ_EVAL_ROOTS", str(tmp_path))
+    n = E.MAX_TIMES + 1
+    times = pd.date_range("2021-01-01", periods=n, freq="h").values
+    tfile = _truth_file(tmp_path, times, _field(n, LAT.size, LON.size))
+    for name, m, t, match in (("long.nc", 2, n, rf"holds {n} time steps; the dashboard scores at most"),
+                              ("one.nc", 1, 2, r"has 1 member; the ensemble scores need at least 2")):
+        p = tmp_path / name
+        xr.Dataset({"tp": (("member", "time", "lat", "lon"), _field(m, t, LAT.size, LON.size), {"units": "mm h-1"})},
+                   coords={"time": times[:t], "lat": LAT, "lon": LON}).to_netcdf(p)
+        with pytest.raises(ValueError, match=match):
+            E.open_predictions_file(p, truth=tfile)
