@@ -338,3 +338,29 @@ def test_dashboard_refuses_too_many_times_and_one_member(tmp_path, monkeypatch):
                    coords={"time": times[:t], "lat": LAT, "lon": LON}).to_netcdf(p)
         with pytest.raises(ValueError, match=match):
             E.open_predictions_file(p, truth=tfile)
+
+
+def test_data_prepare_reads_a_cf_pr_file(tmp_path, capsys):
+    """``ppviz data prepare --tp`` on a CMIP/CORDEX-style ``pr`` (kg m-2 s-1) finds it by standard name."""
+    times = pd.date_range("2021-01-01", periods=3, freq="h").values
+    rate = _field(3, LAT.size, LON.size)  # mm/h
+    pr = tmp_path / "pr_1hr.nc"
+    xr.Dataset({"precipitation_1h": (("time", "lat", "lon"), rate / 3600.0,
+                                     {"units": "kg m-2 s-1", "standard_name": "precipitation_flux"})},
+               coords={"time": times, "lat": LAT, "lon": LON}).to_netcdf(pr)
+    vimd = _truth_file(tmp_path, times, rate - 0.5, name="vimd")
+    out = tmp_path / "prepared.nc"
+    assert main(["data", "prepare", "--tp", str(pr), "--vimd", str(vimd), "--out", str(out)]) == 0
+    with xr.open_dataset(out) as ds:
+        np.testing.assert_allclose(ds.tp.values, rate, rtol=1e-5, atol=1e-6)
+    daily = tmp_path / "pr_day.nc"
+    xr.Dataset({"pr": (("time", "lat", "lon"), rate * 24.0, {"units": "mm day-1"})},
+               coords={"time": times, "lat": LAT, "lon": LON}).to_netcdf(daily)
+    assert main(["data", "prepare", "--tp", str(daily), "--vimd", str(vimd), "--out", str(out)]) == 0
+    with xr.open_dataset(out) as ds:
+        np.testing.assert_allclose(ds.tp.values, rate, rtol=1e-5, atol=1e-6)
+    two = tmp_path / "two.nc"
+    v = (("time", "lat", "lon"), rate, {"units": "mm h-1", "standard_name": "precipitation_flux"})
+    xr.Dataset({"pr": v, "prc": v}, coords={"time": times, "lat": LAT, "lon": LON}).to_netcdf(two)
+    assert main(["data", "prepare", "--tp", str(two), "--vimd", str(vimd), "--out", str(out)]) == 2
+    assert "has several precipitation variables ['pr', 'prc']" in capsys.readouterr().err
