@@ -229,7 +229,8 @@ def _cf_precipitation(ds: xr.Dataset, path) -> str | None:
     ``standard_name``, see :mod:`ppviz.data.cf`); None if there is none; ValueError if several."""
     from ppviz.data.cf import is_precip
 
-    scored = sorted(((is_precip(ds[v], v), str(v)) for v in ds.data_vars if is_precip(ds[v], v)), reverse=True)
+    scored = sorted(((is_precip(ds[v], v), str(v)) for v in ds.data_vars if is_precip(ds[v], v)),
+                    key=lambda sv: -sv[0])  # best score first, file order within a score
     best = [v for s_, v in scored if scored and s_ == scored[0][0]]
     if len(best) > 1:
         raise ValueError(f"{path} has several precipitation variables {best}; ppviz reads one tp per file")
