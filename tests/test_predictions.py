@@ -48,6 +48,16 @@ def _score(tmp_path, args) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
+def _scores_like_brute_force(tmp_path, ds, args, time_step=None) -> dict:
+    """``ppviz evaluate`` on ``args``: its ensemble CRPS equals :func:`brute_fair_crps` of the read ``ds``."""
+    doc = _score(tmp_path, args)
+    want = brute_fair_crps(ds.tp.values.astype(np.float64), ds.tp_truth.values.astype(np.float64))
+    assert doc["scalars"]["crps"]["ensemble"] == pytest.approx(want, rel=1e-5)
+    if time_step is not None:
+        assert doc["info"]["time_step"] == time_step
+    return doc
+
+
 @pytest.fixture()
 def corrdiff(tmp_path):
     """PhysicsNeMo CorrDiff generate.py: root time/ensemble/y/x, 2-D lat/lon, groups input/truth/prediction."""
@@ -79,10 +89,7 @@ def test_corrdiff_grouped_layout_reads_and_scores(corrdiff, tmp_path):
     assert ds.attrs["predictions_var"] == "prediction/precip" and ds.attrs["truth_var"] == "truth/precip"
     assert ds.attrs["time_step"] == "hourly"
     assert str(ds.time.values[0]).startswith("2021-01-01T00")
-    doc = _score(tmp_path, ["--predictions", path, "--units", "kg m-2 s-1"])
-    want = brute_fair_crps(ds.tp.values.astype(np.float64), ds.tp_truth.values.astype(np.float64))
-    assert doc["scalars"]["crps"]["ensemble"] == pytest.approx(want, rel=1e-5)
-    assert doc["info"]["time_step"] == "hourly"
+    _scores_like_brute_force(tmp_path, ds, ["--predictions", path, "--units", "kg m-2 s-1"], "hourly")
 
 
 def test_corrdiff_without_units_is_refused(corrdiff):
@@ -137,10 +144,7 @@ def test_earth2studio_lead_time_layout_zarr(tmp_path):
     members = rates[:, 0].transpose(0, 2, 1, 3, 4).reshape(4, 3, LAT.size, LON.size)  # (ens*sample, lead, ...)
     np.testing.assert_allclose(np.sort(ds.tp.values, 0), np.sort(members, 0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ds.tp_truth.values, truth, rtol=1e-5)
-    doc = _score(tmp_path, ["--predictions", p, "--truth", tfile])
-    want = brute_fair_crps(ds.tp.values.astype(np.float64), ds.tp_truth.values.astype(np.float64))
-    assert doc["scalars"]["crps"]["ensemble"] == pytest.approx(want, rel=1e-5)
-    assert doc["info"]["time_step"] == "6-hourly"
+    _scores_like_brute_force(tmp_path, ds, ["--predictions", p, "--truth", tfile], "6-hourly")
 
 
 def test_cf_pr_flux_with_realization_daily(tmp_path):
@@ -162,10 +166,7 @@ def test_cf_pr_flux_with_realization_daily(tmp_path):
     ds = open_predictions(p, truth=tfile)
     assert ds.attrs["time_step"] == "daily" and ds.attrs["predictions_var"] == "precipitation_of_run"
     np.testing.assert_allclose(ds.tp.values, pred, rtol=1e-5)
-    doc = _score(tmp_path, ["--predictions", p, "--truth", tfile])
-    want = brute_fair_crps(ds.tp.values.astype(np.float64), ds.tp_truth.values.astype(np.float64))
-    assert doc["scalars"]["crps"]["ensemble"] == pytest.approx(want, rel=1e-5)
-    assert doc["info"]["time_step"] == "daily"
+    _scores_like_brute_force(tmp_path, ds, ["--predictions", p, "--truth", tfile], "daily")
 
 
 def test_cfgrib_number_layout(tmp_path):
@@ -184,9 +185,7 @@ def test_cfgrib_number_layout(tmp_path):
     ds = open_predictions(p, truth=tfile)
     np.testing.assert_allclose(ds.tp.values, pred, rtol=1e-5)
     assert ds.attrs["member_dims"] == "number"
-    doc = _score(tmp_path, ["--predictions", p, "--truth", tfile])
-    want = brute_fair_crps(ds.tp.values.astype(np.float64), ds.tp_truth.values.astype(np.float64))
-    assert doc["scalars"]["crps"]["ensemble"] == pytest.approx(want, rel=1e-5)
+    _scores_like_brute_force(tmp_path, ds, ["--predictions", p, "--truth", tfile])
 
 
 def _cf_file(tmp_path, name="x.nc", dims=("member", "time", "lat", "lon"), units="mm h-1", lat=LAT, **extra):
