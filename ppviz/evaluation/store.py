@@ -11,7 +11,9 @@ An *evaluation directory* is what ``ppviz evaluate`` (and the Evaluation page's 
 :class:`EvaluationResult` is what an evaluation computes and what a directory holds;
 :func:`save_evaluation` writes it (both files atomically: a temporary sibling, then a rename),
 :func:`read_evaluation` reads it back (any ``*.nc`` in the directory is split by variable name
-into curves, maps and gridded fields).
+into curves, maps and gridded fields). ``metrics.nc`` is CF-1.8 clean like every file ppviz writes
+(:mod:`ppviz.data.cf_out`): its string dimensions (``forecast``, ``source``...) are stored as
+``<dim>_label`` variables, which :func:`read_evaluation` turns back into coordinates.
 """
 
 from __future__ import annotations
