@@ -9,7 +9,10 @@ never listed). **Collisions: the first directory wins**, so a shipped ``pretrain
 always means the same weights (the names in the README and model cards stay reproducible); a
 user checkpoint of the same name is still listed, marked ``shadowed_by``, and can be loaded by
 its path. A name lookup only ever returns a directory inside one of the configured directories
-(a symlink that leads outside is refused). Nothing here imports torch.
+(a symlink that leads outside is refused). A directory holding ``model.onnx`` instead of
+``model.safetensors`` is an exported denoiser (:mod:`ppviz.checkpoints.onnx_contract`): listed and
+resolved the same way; its ``config.json`` and ``model.onnx`` must not be links leading out of it.
+Nothing here imports torch.
 """
 
 from __future__ import annotations
