@@ -258,7 +258,8 @@ def main(argv=None) -> int:
             n = steps_for(sampler, e)  # Heun: the most steps within the budget (odd evaluations)
             if n is not None and (sampler, n) not in configs:
                 configs.append((sampler, n))
-    configs.append(("euler_maruyama", args.em_steps))
+    if ("euler_maruyama", args.em_steps) not in configs:
+        configs.append(("euler_maruyama", args.em_steps))
     rows = []
     for sampler, n in configs:
         res = run_config(models, inputs, sampler, n, args.members, args.seed, schedule)

@@ -250,7 +250,8 @@ def follow_schedule(obj: param.Parameterized, checkpoints: tuple[str, ...] = ("c
         low = min(max(s.min_steps_for(name) for s in scheds), top)
         default = min(max(max(s.default_steps for s in scheds), low), top)
         obj.param[steps].bounds = (low, top)
-        if initial or getattr(obj, steps) < low:
+        at_class_default = getattr(obj, steps) == obj.param[steps].default  # not chosen by the caller
+        if (initial and at_class_default) or getattr(obj, steps) < low:
             setattr(obj, steps, default if name in (None, *(s.sampler for s in scheds)) else max(low, 8))
 
     apply(initial=True)

@@ -115,3 +115,33 @@ def test_cli_names_the_valid_samplers(tmp_path, capsys):
                  "--workers", "0", "--out", str(tmp_path / "o.nc")])
     err = capsys.readouterr().err
     assert code == 2 and "valid samplers" in err and "dpmpp_2m" in err, err
+
+
+def test_churn_is_refused_for_samplers_other_than_heun():
+    with pytest.raises(ValueError, match="churn applies to the heun sampler only"):
+        DownscaleRequest(checkpoint="edm-pp-v1", time="2021-01-01T05", region="alps", sampler="euler",
+                         churn=1.0).check()
+    with pytest.raises(ValueError, match="valid samplers"):
+        DownscaleRequest(checkpoint="edm-pp-v1", time="2021-01-01T05", region="alps", sampler="ddim").check()
+
+
+def test_page_step_widgets_follow_the_checkpoint_schedule():
+    import param
+
+    from pages.common import follow_schedule
+
+    class Page(param.Parameterized):
+        checkpoint = param.Selector(default="edm-pp-v1", objects=["edm-pp-v1", "edm-tp-v1"])
+        sampler = param.Selector(default="heun", objects=list(SAMPLER_NAMES))
+        steps = param.Integer(default=8, bounds=(2, 200))
+
+    page = Page()
+    follow_schedule(page, sampler="sampler")
+    pp = checkpoint_schedule("edm-pp-v1")
+    assert page.param.steps.bounds == (pp.min_steps_for("heun"), 200)
+    with pytest.raises(ValueError):
+        page.steps = pp.min_steps_for("heun") - 1  # the widget refuses it, naming the bound
+    page.sampler = "euler_maruyama"
+    assert page.param.steps.bounds[0] == pp.min_steps_for("euler_maruyama")
+    page.checkpoint = "edm-tp-v1"
+    assert page.param.steps.bounds[0] == checkpoint_schedule("edm-tp-v1").min_steps_for("euler_maruyama")
