@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from conftest import gaussian_denoiser
 
 from ppviz.diffusion.samplers import (
     SAMPLERS, evaluations, get_sampler, karras_sigmas, member_generators, member_noise, sample_dpmpp_2m, steps_for,
@@ -15,15 +16,8 @@ MU, S0 = 0.3, 0.5
 
 
 def _denoiser(calls=None):
-    """The exact denoiser of data ~ N(MU, S0^2), pointwise: E[y | y + sigma n = x]."""
-
-    def D(x, sigma, cond):
-        if calls is not None:
-            calls.append(sigma)
-        s2 = sigma.reshape(-1, *([1] * (x.dim() - 1))) ** 2
-        return (S0**2 * x + s2 * MU) / (S0**2 + s2)
-
-    return D
+    """The exact denoiser of data ~ N(MU, S0^2)."""
+    return gaussian_denoiser(MU, S0, calls)
 
 
 def _exact_ode(x_T, sigma_max):

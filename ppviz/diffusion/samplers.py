@@ -127,6 +127,12 @@ def _randn_like(x: torch.Tensor, generator: GeneratorArg) -> torch.Tensor:
     ).to(x.device)
 
 
+def _report(callback, i: int, t_cur: float, t_next: float, x: torch.Tensor, denoised: torch.Tensor) -> None:
+    # The per-step callback dict of the module docstring.
+    if callback is not None:
+        callback({"i": i, "sigma": t_cur, "sigma_next": t_next, "x": x, "denoised": denoised})
+
+
 def _check_sigmas(sigmas) -> list[float]:
     s = [float(v) for v in torch.as_tensor(sigmas).reshape(-1)]
     if len(s) < 2:
@@ -196,8 +202,7 @@ def sample_heun(
             d_prime = (x_next - denoiser(x_next, t_next * ones, cond)) / t_next
             x_next = x_hat + (t_next - t_hat) * (0.5 * d_cur + 0.5 * d_prime)
         x = x_next
-        if callback is not None:
-            callback({"i": i, "sigma": t_cur, "sigma_next": t_next, "x": x, "denoised": denoised})
+        _report(callback, i, t_cur, t_next, x, denoised)
     return x
 
 
@@ -247,8 +252,7 @@ def sample_euler_maruyama(
             x = x + math.sqrt(2 * t_cur * dt) * _randn_like(x, generator)
         else:
             x = denoised
-        if callback is not None:
-            callback({"i": i, "sigma": t_cur, "sigma_next": t_next, "x": x, "denoised": denoised})
+        _report(callback, i, t_cur, t_next, x, denoised)
     return x
 
 
@@ -277,8 +281,7 @@ def sample_euler(
         denoised = denoiser(x, t_cur * ones, cond)
         # EDM Alg. 1 lines 4-5: d_i = (x_i - D(x_i; t_i)) / t_i, x_{i+1} = x_i + (t_{i+1} - t_i) d_i.
         x = x + (t_next - t_cur) * (x - denoised) / t_cur
-        if callback is not None:
-            callback({"i": i, "sigma": t_cur, "sigma_next": t_next, "x": x, "denoised": denoised})
+        _report(callback, i, t_cur, t_next, x, denoised)
     return x
 
 
@@ -330,8 +333,7 @@ def sample_dpmpp_2m(
             x = (t_next / t_cur) * x - math.expm1(-h) * d
             h_last = h
         old_denoised = denoised
-        if callback is not None:
-            callback({"i": i, "sigma": t_cur, "sigma_next": t_next, "x": x, "denoised": denoised})
+        _report(callback, i, t_cur, t_next, x, denoised)
     return x
 
 
