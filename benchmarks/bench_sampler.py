@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ppviz.data.regions import Region  # noqa: E402
 from ppviz.data.source import load_dataset  # noqa: E402
-from ppviz.diffusion.samplers import karras_sigmas  # noqa: E402
 from ppviz.pipeline import Models, _static, coarse_input, member_seed  # noqa: E402
 from ppviz.spectral import rapsd  # noqa: E402
 
@@ -105,7 +104,7 @@ def main() -> None:
     t_heun = time.perf_counter() - t0
     t0 = time.perf_counter()
     em = net.sample(inp.coarse_pp, _static(region.fine_grid), seeds, sampler="euler_maruyama",
-                    sigmas=karras_sigmas(args.em_steps))
+                    num_steps=args.em_steps)  # the checkpoint's schedule (config.schedule)
     t_em = time.perf_counter() - t0
     dx = region.fine_grid.dx_km
     k, p_heun = rapsd(models.decode(heun.numpy()), dx)

@@ -11,7 +11,7 @@ import panel as pn
 import param
 
 from pages.common import (
-    url_state,
+    follow_schedule, url_state,
     WAVELENGTH_TICKS, CONTROL_WIDTH, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
     region_controls, time_controls,
 )
@@ -69,6 +69,7 @@ class CheckpointsPage(pn.viewable.Viewer):
         if self.ckpt_b is None and dnames:
             others = [n for n in dnames if n != self.ckpt_a]
             self.ckpt_b = others[0] if others else dnames[0]
+        follow_schedule(self, ("ckpt_a", "ckpt_b"))
         self._runs: dict[str, R.EnsembleRun] = {}
         self._messages = pn.Column(sizing_mode="stretch_width")
         self._table = pn.pane.DataFrame(registry_table(), index=False, sizing_mode="stretch_width", max_height=260)

@@ -232,6 +232,32 @@ def offer_checkpoints(obj: param.Parameterized, name: str, kind: str) -> None:
         setattr(obj, name, _models.preferred_checkpoint(kind))
 
 
+def follow_schedule(obj: param.Parameterized, checkpoints: tuple[str, ...] = ("checkpoint",),
+                    steps: str = "steps", sampler: str | None = None) -> None:
+    """Bound ``obj``'s step count below by the chosen checkpoints' ``min_steps`` of the chosen
+    sampler (the largest of them) and start it at their ``default_steps``
+    (:mod:`ppviz.checkpoints.schedule`); a value below the bound (typed, or from the URL) is refused
+    by the widget with the allowed range, and the request refuses it again with the smallest good
+    value. ``sampler`` names ``obj``'s sampler parameter (None: each checkpoint's own). Call
+    before :func:`sync_url`."""
+    top = obj.param[steps].bounds[1]
+
+    def apply(*_events, initial=False):
+        scheds = [_models.checkpoint_schedule(getattr(obj, c)) for c in checkpoints if getattr(obj, c)]
+        if not scheds:
+            return
+        name = getattr(obj, sampler) if sampler else None
+        low = min(max(s.min_steps_for(name) for s in scheds), top)
+        default = min(max(max(s.default_steps for s in scheds), low), top)
+        obj.param[steps].bounds = (low, top)
+        at_class_default = getattr(obj, steps) == obj.param[steps].default  # not chosen by the caller
+        if (initial and at_class_default) or getattr(obj, steps) < low:
+            setattr(obj, steps, default if name in (None, *(s.sampler for s in scheds)) else max(low, 8))
+
+    apply(initial=True)
+    obj.param.watch(apply, list(checkpoints) + ([sampler] if sampler else []))
+
+
 def url_messages(column: pn.Column, obj: param.Parameterized | None = None):
     """An ``on_error`` for :func:`sync_url` that says in ``column`` which URL values were ignored
     and, when ``obj`` is given, what its parameters allow."""

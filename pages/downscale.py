@@ -21,7 +21,7 @@ import panel as pn
 import param
 
 from pages.common import (
-    offer_checkpoints,
+    follow_schedule, offer_checkpoints,
     CONTROL_WIDTH, TP_MIN, WAVELENGTH_TICKS, SharedState, alert, coast_hook, error_text, frame_size, frozen_models,
     grid_bounds, log, map_group, map_image, map_values, region_controls, style_group, sync_url, time_controls,
     url_messages,
@@ -33,7 +33,7 @@ from ppviz.views import curves as C
 from ppviz.views import cache as M
 from ppviz.views import runs as R
 from ppviz.views.runs import View
-from ppviz.request import MAX_MEMBERS, DownscaleRequest
+from ppviz.request import MAX_MEMBERS, SAMPLER_NAMES, DownscaleRequest
 
 MAX_SLOTS = 8  # members drawn in the grid (the slider reaches all of them)
 _OVERVIEW_GROUPS: dict = {}
@@ -59,7 +59,8 @@ class DownscalePage(pn.viewable.Viewer):
 
     checkpoint = param.Selector(default=None, objects=[], allow_None=True, doc="diffusion checkpoint")
     members = param.Integer(default=4, bounds=(1, MAX_MEMBERS))
-    steps = param.Integer(default=8, bounds=(2, 200), doc="Heun steps")
+    sampler = param.Selector(default="heun", objects=list(SAMPLER_NAMES), doc="sampler (ppviz.diffusion.samplers)")
+    steps = param.Integer(default=8, bounds=(2, 200), doc="sampler steps (bounded below by the checkpoint's min_steps)")
     seed = param.Integer(default=0, bounds=(0, 2**31 - 1))
     member = param.Integer(default=0, bounds=(0, MAX_MEMBERS - 1), doc="member on the big map")
     shown = param.ListSelector(default=[], objects=list(range(MAX_MEMBERS)), doc="members in mean/spread/curves")
@@ -69,6 +70,9 @@ class DownscalePage(pn.viewable.Viewer):
         super().__init__(**params)
         self.state = state
         offer_checkpoints(self, "checkpoint", "diffusion")
+        if self.checkpoint:
+            self.sampler = M.checkpoint_schedule(self.checkpoint).sampler
+        follow_schedule(self, sampler="sampler")
         self._stream = ViewStream()
         self._ov_stream = OverviewStream()
         self._view: View | None = None
@@ -94,9 +98,9 @@ class DownscalePage(pn.viewable.Viewer):
                                             "diffusion` or point PPVIZ_CHECKPOINTS at a directory of checkpoints. "
                                             "The inputs and truth are shown without an ensemble.", "warning")]
         state.param.watch(self._refresh, ["time", "region", "box"])
-        self.param.watch(self._refresh, ["checkpoint", "members", "steps", "seed"])
+        self.param.watch(self._refresh, ["checkpoint", "members", "sampler", "steps", "seed"])
         self.param.watch(self._on_selection, ["member", "shown"])
-        sync_url(self, {"checkpoint": "ckpt", "members": "members", "steps": "steps", "seed": "seed",
+        sync_url(self, {"checkpoint": "ckpt", "members": "members", "sampler": "sampler", "steps": "steps", "seed": "seed",
                         "member": "member"}, on_error=url_messages(self._messages, self))
         if self._view is None:  # the URL changed nothing, so nothing is drawn yet
             self._refresh()
@@ -117,7 +121,8 @@ class DownscalePage(pn.viewable.Viewer):
             return None
         time = self.state.timestamp if time is None else time
         return DownscaleRequest(checkpoint=self.checkpoint, time=time.strftime("%Y-%m-%dT%H:%M"),
-                            region=region.slug_or_box, members=self.members, steps=self.steps, seed=self.seed)
+                            region=region.slug_or_box, members=self.members, steps=self.steps, seed=self.seed,
+                            sampler=self.sampler)
 
     def _refresh(self, *events):
         try:
@@ -238,7 +243,7 @@ class DownscalePage(pn.viewable.Viewer):
         run = view.run
         if run is not None:
             r = run.request
-            what = (f"ensemble of {r.members} members x {r.steps} Heun steps, seed {r.seed}, "
+            what = (f"ensemble of {r.members} members x {r.steps} {r.sampler or 'heun'} steps, seed {r.seed}, "
                     f"{code(r.checkpoint)} (computed in {run.seconds:.1f} s)")
         elif self.checkpoint:
             what = "no ensemble for these settings yet: press **Run ensemble**"
@@ -485,12 +490,13 @@ class DownscalePage(pn.viewable.Viewer):
             pn.widgets.IntInput.from_param(self.param.steps, label="Steps", width=80),
             pn.widgets.IntInput.from_param(self.param.seed, label="Seed", width=90),
         )
+        sampler = pn.widgets.Select.from_param(self.param.sampler, label="Sampler", width=CONTROL_WIDTH - 20)
         member = pn.widgets.IntSlider.from_param(self.param.member, label="Member on the big map",
                                                  width=CONTROL_WIDTH - 20)
         shown = pn.widgets.MultiChoice.from_param(self.param.shown, label="Members in mean, spread, curves (empty: all)",
                                                   width=CONTROL_WIDTH - 20)
         controls = pn.Column(
-            time_controls(self.state), region_controls(self.state), self._overview, ckpt, settings,
+            time_controls(self.state), region_controls(self.state), self._overview, ckpt, sampler, settings,
             pn.Row(self._run_btn, self._jobs.cancel_button), self._jobs.progress, self._jobs.text, member, shown,
             markdown("**Export**", margin=(0, 10)), pn.Row(self._nc, self._png), self._scores,
             width=CONTROL_WIDTH + 20,

@@ -12,7 +12,7 @@ import panel as pn
 import param
 
 from pages.common import (
-    offer_checkpoints, url_state,
+    follow_schedule, offer_checkpoints, url_state,
     WAVELENGTH_TICKS, CONTROL_WIDTH, SharedState, alert, error_text, grid_bounds, image, region_controls,
 )
 from pages.jobview import JobView
@@ -48,6 +48,7 @@ class EvaluationPage(pn.viewable.Viewer):
         super().__init__(**params)
         self.state = state
         offer_checkpoints(self, "checkpoint", "diffusion")
+        follow_schedule(self)
         t = state.timestamp
         if not self.start:
             self.start = t.strftime("%Y-%m-%dT%H:00")

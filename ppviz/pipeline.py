@@ -44,6 +44,7 @@ from ppviz import baselines
 from ppviz.constants import FINE_RES_DEG
 from ppviz.data.grid import COARSE_FACTOR, Grid, coarsen_blocks
 from ppviz.data.regions import Region
+from ppviz.checkpoints.schedule import check_sampler
 from ppviz.request import COARSE_FROM, DownscaleRequest, check_request
 
 TP_ATTRS = {"units": "mm h-1", "standard_name": "lwe_precipitation_rate",
@@ -118,6 +119,11 @@ class Models:
                    device=dev, transform=transform_from_extra(dif.extra))
 
     @property
+    def schedule(self):
+        """The diffusion checkpoint's :class:`ppviz.checkpoints.schedule.Schedule`."""
+        return self.diffusion.config.schedule
+
+    @property
     def target(self) -> str:
         """What the diffusion model generates: ``"pp"`` or ``"tp"`` (a transform of tp, no PP)."""
         return "pp" if self.transform is None else "tp"
@@ -141,6 +147,7 @@ class Models:
             "pp_checkpoint": self.pp_name,
             "pp_checkpoint_sha256": self.pp_sha256,
             "diffusion_target": self.target,
+            "schedule": json.dumps(self.schedule.to_dict()),
             **({"tp_transform": json.dumps(self.transform.to_dict())} if self.transform is not None else {}),
             "device": str(self.device),
         }
@@ -288,26 +295,36 @@ def downscale_time(
     region: Region,
     *,
     members: int = 4,
-    steps: int = 18,
+    steps: int | None = None,
     seed: int = 0,
     churn: float = 0.0,
     coarse_from: str = "fine",
     callback: Callable[[dict], None] | None = None,
     max_batch: int | None = None,
+    sampler: str | None = None,
 ) -> Ensemble:
     """Downscale one time step over one region into ``members`` fine tp fields.
 
     ``callback`` is called after every sampler step with the sampler's dict (``i``, ``sigma``,
     ``x`` and ``denoised`` as full fine PP fields, ``members``), for progress bars and
-    trajectory views. Raises ValueError for a time outside the data, a region outside it, or
-    members/steps out of bounds (:func:`ppviz.request.check_request`).
+    trajectory views. ``sampler=None`` and ``steps=None`` take the checkpoint's schedule
+    (``sampler``, ``default_steps``); the noise levels are always the checkpoint's schedule
+    (:mod:`ppviz.checkpoints.schedule`). Raises ValueError for a time outside the data, a region
+    outside it, members/steps out of bounds (:func:`ppviz.request.check_request`), an unknown
+    sampler, churn with a sampler other than Heun, or fewer steps than the checkpoint's
+    ``min_steps`` of the sampler.
     """
-    check_request(members, steps)
+    schedule = models.schedule
+    sampler = check_sampler(sampler or schedule.sampler)
+    steps = _default_steps(schedule, sampler) if steps is None else int(steps)
+    check_request(members, steps, sampler, churn)
+    schedule.check_steps(steps, models.diffusion_name, sampler)
     inp = coarse_input(models, ds, time, region, coarse_from)
     seeds = [member_seed(seed, inp.time, k) for k in range(members)]
     static = _static(region.fine_grid)
-    pp = models.diffusion.sample(inp.conditioning, static, seeds, sampler="heun", num_steps=steps,
-                                 churn=churn, callback=callback, max_batch=max_batch)
+    extra = {"churn": churn} if sampler == "heun" else {}
+    pp = models.diffusion.sample(inp.conditioning, static, seeds, sampler=sampler, num_steps=steps,
+                                 callback=callback, max_batch=max_batch, **extra)
     pp = pp.float().cpu().numpy()  # PP members, or transformed-tp members of a tp-target model
     tp = models.decode(pp) if models.transform is None else models.transform.inverse(pp)
     refs = {
@@ -315,7 +332,8 @@ def downscale_time(
         "nearest": baselines.nearest_tp(inp.coarse_tp, region.factor),
         "pp_bicubic": baselines.pp_bicubic_tp(inp.coarse_pp, models.decode, region.factor),
     }
-    settings = {"members": members, "steps": steps, "seed": seed, "churn": churn, "coarse_from": coarse_from,
+    settings = {"members": members, "sampler": sampler, "steps": steps, "seed": seed, "churn": churn,
+                "coarse_from": coarse_from,
                 "target": models.target}
     if models.transform is not None:
         settings["tp_transform"] = json.dumps(models.transform.to_dict())
@@ -351,7 +369,7 @@ def run_job_time(job: DownscaleRequest, time) -> xr.Dataset:
     ds = _worker_data(job.data)
     region = Region.parse(job.region)
     ens = downscale_time(models, ds, time, region, members=job.members, steps=job.steps, seed=job.seed,
-                         churn=job.churn, coarse_from=job.coarse_from)
+                         churn=job.churn, coarse_from=job.coarse_from, sampler=job.sampler)
     out = ens.to_dataset()
     out.attrs = models.provenance  # the checkpoints this worker really used
     return out
@@ -420,8 +438,9 @@ def provenance_attrs(job: DownscaleRequest, models_provenance: dict, command: st
         "data": str(job.data or "default (embedded synthetic Europe)"),
         "region": region.slug_or_box,
         "region_bounds": list(region.bounds),
-        "sampler": "heun (EDM Algorithm 2), Karras sigmas sigma_min=0.002 sigma_max=80 rho=7",
-        "steps": job.steps,
+        "sampler": f"{job.sampler or _schedule_of(models_provenance).sampler} (ppviz.diffusion.samplers), "
+                   "Karras sigmas of the checkpoint's schedule (attribute 'schedule')",
+        "steps": job.steps if job.steps is not None else _default_steps(_schedule_of(models_provenance), job.sampler),
         "churn": job.churn,
         "members": job.members,
         "seed": job.seed,
@@ -431,6 +450,18 @@ def provenance_attrs(job: DownscaleRequest, models_provenance: dict, command: st
         **{k: v for k, v in models_provenance.items() if k not in ("device",)},
         "device": models_provenance.get("device", "?"),
     }
+
+
+def _default_steps(schedule, sampler: str | None) -> int:
+    from ppviz.diffusion.samplers import DEFAULT_STEPS
+
+    return schedule.default_steps if sampler in (None, schedule.sampler) else DEFAULT_STEPS[sampler]
+
+
+def _schedule_of(models_provenance: dict):
+    from ppviz.checkpoints.schedule import Schedule
+
+    return Schedule.from_dict(json.loads(models_provenance["schedule"]))
 
 
 def local_client(n_workers: int | None = None, threads_per_worker: int = 1):

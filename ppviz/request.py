@@ -18,7 +18,9 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-__all__ = ["COARSE_FROM", "MAX_MEMBERS", "MAX_STEPS", "DownscaleRequest", "check_request"]
+from ppviz.checkpoints.schedule import SAMPLER_NAMES
+
+__all__ = ["SAMPLER_NAMES", "COARSE_FROM", "MAX_MEMBERS", "MAX_STEPS", "DownscaleRequest", "check_request", "checkpoint_schedule"]
 
 COARSE_FROM = ("fine", "coarse")
 MAX_MEMBERS = 64
@@ -26,12 +28,30 @@ MAX_STEPS = 1000
 MAX_CHURN = 100.0
 
 
-def check_request(members: int, steps: int) -> None:
-    """ValueError naming the allowed range when members or steps are out of bounds."""
+def check_request(members: int, steps: int | None, sampler: str | None = None, churn: float = 0.0) -> None:
+    """ValueError naming the allowed range when members or steps are out of bounds (steps None:
+    the checkpoint's default, always allowed), the sampler is unknown (None: the checkpoint's) or
+    churn is asked of a sampler other than Heun."""
+    from ppviz.checkpoints.schedule import check_sampler
+
+    if sampler is not None:
+        check_sampler(sampler)
+        if float(churn) > 0 and sampler != "heun":
+            raise ValueError(f"churn applies to the heun sampler only, not {sampler!r}; use churn 0")
     if not 1 <= int(members) <= MAX_MEMBERS:
         raise ValueError(f"members must be 1..{MAX_MEMBERS}, got {members}")
-    if not 2 <= int(steps) <= MAX_STEPS:
+    if steps is not None and not 2 <= int(steps) <= MAX_STEPS:
         raise ValueError(f"steps must be 2..{MAX_STEPS}, got {steps}")
+
+
+def checkpoint_schedule(checkpoint: str | None):
+    """The :class:`ppviz.checkpoints.schedule.Schedule` of a diffusion checkpoint (None: the
+    default one), read from its ``config.json`` without loading the weights."""
+    from ppviz.checkpoints import default_checkpoint, read_config, resolve_checkpoint
+    from ppviz.checkpoints.schedule import schedule_from_config
+
+    path = resolve_checkpoint(checkpoint or default_checkpoint("diffusion"), "diffusion")
+    return schedule_from_config(read_config(path, str(path.name)))
 
 
 @dataclass(frozen=True)
@@ -42,7 +62,8 @@ class DownscaleRequest:
     time: str | None = None
     region: str | None = None
     members: int = 4
-    steps: int = 18
+    #: sampler steps; None: the checkpoint's ``schedule.default_steps`` (:mod:`ppviz.checkpoints.schedule`)
+    steps: int | None = None
     seed: int = 0
     churn: float = 0.0
     pp_checkpoint: str | None = None
@@ -50,6 +71,8 @@ class DownscaleRequest:
     coarse_from: str = "fine"
     data: str | None = None
     device: str | None = None
+    #: sampler name (:data:`ppviz.checkpoints.schedule.SAMPLER_NAMES`); None: the checkpoint's
+    sampler: str | None = None
 
     @property
     def start(self) -> str | None:
@@ -65,7 +88,7 @@ class DownscaleRequest:
         from ppviz.data.regions import Region
         from ppviz.data.source import parse_time
 
-        check_request(self.members, self.steps)
+        check_request(self.members, self.steps, self.sampler, self.churn)
         if not 0 <= int(self.seed) < 2**63:
             raise ValueError(f"seed must be 0..2**63-1, got {self.seed}")
         if not 0.0 <= float(self.churn) <= MAX_CHURN:
@@ -88,7 +111,9 @@ class DownscaleRequest:
         from ppviz.checkpoints import check_checkpoint
 
         region = self.check()
-        check_checkpoint(self.checkpoint, "diffusion")
+        name = check_checkpoint(self.checkpoint, "diffusion")
+        if self.steps is not None:
+            checkpoint_schedule(name).check_steps(int(self.steps), name, self.sampler)
         if self.pp_checkpoint is not None:
             check_checkpoint(self.pp_checkpoint, "pp")
         return region
@@ -109,10 +134,12 @@ class DownscaleRequest:
             return None if t is None else pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M")
 
         return replace(self, time=hour(self.time), end=hour(self.end), region=Region.parse(str(self.region)).slug_or_box,
-                       members=int(self.members), steps=int(self.steps), seed=int(self.seed), churn=float(self.churn))
+                       members=int(self.members),
+                       steps=None if self.steps is None else int(self.steps), seed=int(self.seed), churn=float(self.churn))
 
     @property
     def label(self) -> str:
         t = pd.Timestamp(self.time)
         return (f"{self.checkpoint} {t:%Y-%m-%d %H:%M} {self.region}: {self.members} members x "
-                f"{self.steps} steps, seed {self.seed}")
+                f"{'default' if self.steps is None else self.steps}{' ' + self.sampler if self.sampler else ''} steps, "
+                f"seed {self.seed}")

@@ -80,3 +80,15 @@ def run_cli(capsys):
         return code, cap.out, cap.err
 
     return run
+
+
+def gaussian_denoiser(mu: float, s0: float, calls: list | None = None):
+    """The exact denoiser of data ~ N(mu, s0^2), pointwise: E[y | y + sigma n = x] (sampler tests)."""
+
+    def D(x, sigma, cond):
+        if calls is not None:
+            calls.append(sigma)
+        s2 = sigma.reshape(-1, *([1] * (x.dim() - 1))) ** 2
+        return (s0**2 * x + s2 * mu) / (s0**2 + s2)
+
+    return D

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import gaussian_denoiser
 from torch import nn
 
 from ppviz.data.grid import Grid, coarsen_blocks
@@ -178,14 +179,7 @@ MU, S0 = 1.0, 0.5
 
 def _gaussian_denoiser(calls: list | None = None):
     """The ideal denoiser of data ~ N(MU, S0^2) pointwise."""
-
-    def D(x, sigma, cond):
-        if calls is not None:
-            calls.append(sigma)
-        s2 = sigma.reshape(-1, *([1] * (x.dim() - 1))) ** 2
-        return (S0**2 * x + s2 * MU) / (S0**2 + s2)
-
-    return D
+    return gaussian_denoiser(MU, S0, calls)
 
 
 @pytest.mark.parametrize("steps, churn, std_rtol", [(18, 0.0, 0.07), (40, 0.0, 0.02), (40, 10.0, 0.04), (100, 10.0, 0.02)])

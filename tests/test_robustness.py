@@ -37,7 +37,7 @@ def small(tmp_path_factory):
 
 def _downscale(capsys, data, out, extra=()):
     return _cli(capsys, "downscale", "--data", str(data), "--start", "2021-01-01T00", "--region", "alps",
-                "--members", "2", "--steps", "2", "--workers", "0", "--out", str(out), *extra)
+                "--members", "2", "--steps", "4", "--workers", "0", "--out", str(out), *extra)
 
 
 def test_dataset_with_a_missing_variable_is_refused(small, tmp_path, capsys):
@@ -80,7 +80,7 @@ def test_a_zarr_that_is_not_a_dataset_is_refused(tmp_path, capsys):
 def test_region_outside_the_data_is_refused(small, tmp_path, capsys):
     path, _ = small
     code, _, err = _cli(capsys, "downscale", "--data", str(path), "--start", "2021-01-01T00", "--region",
-                        "scandinavia", "--members", "2", "--steps", "2", "--workers", "0", "--out", str(tmp_path / "o.nc"))
+                        "scandinavia", "--members", "2", "--steps", "4", "--workers", "0", "--out", str(tmp_path / "o.nc"))
     assert code == 2 and "does not contain region" in err, err
 
 

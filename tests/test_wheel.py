@@ -152,7 +152,7 @@ def test_downscale_runs_on_the_shipped_checkpoints(venv, tmp_path):
 
     out = venv["work"] / "ens.nc"
     cmd = [str(venv["bin"] / "ppviz"), "downscale", "--start", "2021-01-02T12", "--region", "sample",
-           "--members", "2", "--steps", "3", "--workers", "0", "--device", "cpu", "--out", str(out)]
+           "--members", "2", "--steps", "4", "--workers", "0", "--device", "cpu", "--out", str(out)]
     r = subprocess.run(cmd, cwd=venv["work"], env=_env(PPVIZ_DATA_DIR=str(tmp_path / "data"), PPVIZ_SYNTH_DAYS="3"),
                        capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]

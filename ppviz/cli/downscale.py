@@ -10,7 +10,7 @@ def _request_from_args(args):
     request = DownscaleRequest(data=args.data, region=args.region, checkpoint=args.checkpoint,
                                pp_checkpoint=args.pp_checkpoint, time=args.start, end=args.end,
                                members=args.members, steps=args.steps, seed=args.seed, churn=args.churn,
-                               coarse_from=args.coarse_from, device=args.device)
+                               coarse_from=args.coarse_from, device=args.device, sampler=args.sampler)
     request.check()
     return request
 
@@ -24,8 +24,10 @@ def _cmd_downscale(args) -> int:
     job = _request_from_args(args)
     ds = load_dataset(job.data)
     times = job.times(ds)
-    # fail on bad checkpoints here, with one message, before any worker starts
-    Models.load(job.checkpoint, job.pp_checkpoint, "cpu")
+    # fail on bad checkpoints and too few steps here, with one message, before any worker starts
+    models = Models.load(job.checkpoint, job.pp_checkpoint, "cpu")
+    if job.steps is not None:
+        models.schedule.check_steps(job.steps, models.diffusion_name, job.sampler)
     client = None
     use_cluster = args.scheduler is not None or (len(times) > 1 and args.workers != 0)
     if use_cluster:
@@ -45,7 +47,7 @@ def _cmd_downscale(args) -> int:
     write_dataset(result, out)
     print(f"wrote {out}: {result.sizes['member']} members x {result.sizes['time']} times x "
           f"{result.sizes['lat']} x {result.sizes['lon']} ({result.attrs['region']}, "
-          f"{result.attrs['steps']} Heun steps, seed {result.attrs['seed']})")
+          f"{result.attrs['steps']} {result.attrs['sampler'].split()[0]} steps, seed {result.attrs['seed']})")
     return 0
 
 
@@ -109,7 +111,11 @@ def add_parsers(sub) -> None:
     ds_.add_argument("--end", default=None, help="last time (inclusive; default: just --start)")
     ds_.add_argument("--region", default="europe", help="region name (ppviz regions) or lat0,lat1,lon0,lon1")
     ds_.add_argument("--members", type=int, default=4)
-    ds_.add_argument("--steps", type=int, default=18, help="Heun steps")
+    ds_.add_argument("--steps", type=int, default=None,
+                     help="sampler steps (default: the checkpoint's schedule.default_steps; fewer than its "
+                          "min_steps of the sampler are refused)")
+    ds_.add_argument("--sampler", default=None,
+                     help="sampler: heun, euler, dpmpp_2m or euler_maruyama (default: the checkpoint's schedule.sampler)")
     ds_.add_argument("--churn", type=float, default=0.0, help="Heun stochastic churn (EDM S_churn)")
     ds_.add_argument("--seed", type=int, default=0)
     ds_.add_argument("--coarse-from", choices=["fine", "coarse"], default="fine",

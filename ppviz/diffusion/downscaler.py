@@ -34,9 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ppviz.checkpoints.schedule import LEGACY, Schedule
 from ppviz.io import check_config_keys
 from ppviz.data.grid import COARSE_FACTOR, Grid, coarsen_blocks
-from ppviz.diffusion.loss import P_MEAN, P_STD, edm_loss
+from ppviz.diffusion.loss import edm_loss
 from ppviz.diffusion.precond import EDMPrecond
 from ppviz.diffusion.samplers import DEFAULT_STEPS, get_sampler, karras_sigmas, member_generators, member_noise
 from ppviz.models.unet import UNet, UNetConfig
@@ -145,6 +146,10 @@ class DownscalerConfig:
         Fine cells per coarse cell along each axis (4: 0.25 deg -> 1 deg).
     static_names : tuple of str
         Names of the static channels, in order (documentation and a consistency check).
+    schedule : Schedule
+        Training and sampling noise levels (:mod:`ppviz.checkpoints.schedule`), used by default by
+        :meth:`Downscaler.loss` and :meth:`Downscaler.sample`. A saved config without one (older
+        checkpoints) reads as :data:`ppviz.checkpoints.schedule.LEGACY`.
     """
 
     unet: UNetConfig = field(default_factory=UNetConfig)
@@ -153,10 +158,13 @@ class DownscalerConfig:
     upsample: str = "bilinear"
     factor: int = COARSE_FACTOR
     static_names: tuple[str, ...] = STATIC_CHANNELS
+    schedule: Schedule = field(default_factory=Schedule)
 
     def __post_init__(self):
         if isinstance(self.unet, dict):
             object.__setattr__(self, "unet", UNetConfig.from_dict(self.unet))
+        if not isinstance(self.schedule, Schedule):
+            object.__setattr__(self, "schedule", Schedule.from_dict(self.schedule))
         object.__setattr__(self, "static_names", tuple(self.static_names))
         if self.upsample not in UPSAMPLE_MODES:
             raise ValueError(f"unknown upsample mode {self.upsample!r}; valid: {list(UPSAMPLE_MODES)}")
@@ -185,6 +193,7 @@ class DownscalerConfig:
             "upsample": self.upsample,
             "factor": self.factor,
             "static_names": list(self.static_names),
+            "schedule": self.schedule.to_dict(),
         }
 
     @classmethod
@@ -194,6 +203,7 @@ class DownscalerConfig:
         d = dict(d)
         if "unet" in d and isinstance(d["unet"], dict):
             d["unet"] = UNetConfig.from_dict(d["unet"])
+        d["schedule"] = Schedule.from_dict(d.get("schedule")) if "schedule" in d else LEGACY
         return cls(**d)
 
 
@@ -281,8 +291,8 @@ class Downscaler(nn.Module):
         static,
         *,
         generator: torch.Generator | None = None,
-        P_mean: float = P_MEAN,
-        P_std: float = P_STD,
+        P_mean: float | None = None,
+        P_std: float | None = None,
         sigma: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
@@ -297,7 +307,8 @@ class Downscaler(nn.Module):
         static : tensor, shape (C, H, W) or (B, C, H, W)
             Static channels of each sample's area.
         generator, P_mean, P_std, sigma, noise
-            As :func:`ppviz.diffusion.loss.edm_loss`.
+            As :func:`ppviz.diffusion.loss.edm_loss`; ``P_mean``, ``P_std`` default to the
+            config's :class:`~ppviz.checkpoints.schedule.Schedule`.
 
         Returns
         -------
@@ -305,6 +316,9 @@ class Downscaler(nn.Module):
         """
         cond, base = self.condition(coarse, static)
         y = self.target(_as_tensor(fine, self.device), base)
+        sched = self.config.schedule
+        P_mean = sched.P_mean if P_mean is None else P_mean
+        P_std = sched.P_std if P_std is None else P_std
         return edm_loss(self.precond, y, cond, P_mean=P_mean, P_std=P_std, generator=generator,
                         sigma=sigma, noise=noise)
 
@@ -320,9 +334,9 @@ class Downscaler(nn.Module):
         sampler: str = "heun",
         num_steps: int | None = None,
         sigmas: torch.Tensor | None = None,
-        sigma_min: float = 0.002,
-        sigma_max: float = 80.0,
-        rho: float = 7.0,
+        sigma_min: float | None = None,
+        sigma_max: float | None = None,
+        rho: float | None = None,
         callback: Callable[[dict], None] | None = None,
         max_batch: int | None = None,
         **sampler_kwargs,
@@ -338,15 +352,18 @@ class Downscaler(nn.Module):
             ``H``, ``W`` work (the denoiser pads for the U-Net).
         seeds : sequence of int
             One seed per member; member ``k`` depends only on ``seeds[k]`` (not on the batch).
-        sampler : {"heun", "euler_maruyama"}
-            See :mod:`ppviz.diffusion.samplers`.
+        sampler : str
+            A name of :data:`ppviz.diffusion.samplers.SAMPLERS` (``heun``, ``euler``, ``dpmpp_2m``,
+            ``euler_maruyama``).
         num_steps : int, optional
-            Steps of :func:`karras_sigmas` (default 18 for Heun = 35 evaluations, 1000 for
-            Euler-Maruyama); ignored when ``sigmas`` is given.
+            Steps of :func:`karras_sigmas` (default: the schedule's ``default_steps`` for its
+            sampler, else :data:`ppviz.diffusion.samplers.DEFAULT_STEPS`); ignored when ``sigmas``
+            is given.
         sigmas : tensor, optional
             Explicit decreasing noise levels ending in 0.
-        sigma_min, sigma_max, rho : float
-            :func:`karras_sigmas` parameters (EDM defaults).
+        sigma_min, sigma_max, rho : float, optional
+            :func:`karras_sigmas` parameters; default: the config's
+            :class:`~ppviz.checkpoints.schedule.Schedule`.
         callback : callable, optional
             Called after every step with the sampler's dict, where ``x`` and ``denoised`` are
             full fine fields (base added back), shape ``(b, 1, H, W)``, and ``members`` the
@@ -366,7 +383,11 @@ class Downscaler(nn.Module):
             raise ValueError("sample needs at least one seed")
         fn = get_sampler(sampler)
         if sigmas is None:
-            sigmas = karras_sigmas(num_steps or DEFAULT_STEPS[sampler], sigma_min, sigma_max, rho)
+            sched = self.config.schedule
+            n = num_steps or (sched.default_steps if sampler == sched.sampler else DEFAULT_STEPS[sampler])
+            sigmas = karras_sigmas(n, sched.sigma_min if sigma_min is None else sigma_min,
+                                   sched.sigma_max if sigma_max is None else sigma_max,
+                                   sched.rho if rho is None else rho)
         sigma0 = float(torch.as_tensor(sigmas).reshape(-1)[0])
         cond, base = self.condition(coarse, static)
         H, W = cond.shape[-2:]

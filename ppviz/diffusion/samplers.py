@@ -127,6 +127,12 @@ def _randn_like(x: torch.Tensor, generator: GeneratorArg) -> torch.Tensor:
     ).to(x.device)
 
 
+def _report(callback, i: int, t_cur: float, t_next: float, x: torch.Tensor, denoised: torch.Tensor) -> None:
+    # The per-step callback dict of the module docstring.
+    if callback is not None:
+        callback({"i": i, "sigma": t_cur, "sigma_next": t_next, "x": x, "denoised": denoised})
+
+
 def _check_sigmas(sigmas) -> list[float]:
     s = [float(v) for v in torch.as_tensor(sigmas).reshape(-1)]
     if len(s) < 2:
@@ -196,8 +202,7 @@ def sample_heun(
             d_prime = (x_next - denoiser(x_next, t_next * ones, cond)) / t_next
             x_next = x_hat + (t_next - t_hat) * (0.5 * d_cur + 0.5 * d_prime)
         x = x_next
-        if callback is not None:
-            callback({"i": i, "sigma": t_cur, "sigma_next": t_next, "x": x, "denoised": denoised})
+        _report(callback, i, t_cur, t_next, x, denoised)
     return x
 
 
@@ -247,19 +252,101 @@ def sample_euler_maruyama(
             x = x + math.sqrt(2 * t_cur * dt) * _randn_like(x, generator)
         else:
             x = denoised
-        if callback is not None:
-            callback({"i": i, "sigma": t_cur, "sigma_next": t_next, "x": x, "denoised": denoised})
+        _report(callback, i, t_cur, t_next, x, denoised)
+    return x
+
+
+def sample_euler(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas,
+    *,
+    cond=None,
+    callback: Callable[[dict], None] | None = None,
+    generator: GeneratorArg = None,
+) -> torch.Tensor:
+    """Plain Euler on the probability-flow ODE (EDM Algorithm 1 without the 2nd-order correction).
+
+    EDM eq. 4 with ``sigma(t) = t``: ``dx/dsigma = (x - D(x; sigma)) / sigma``, so one step is::
+
+        x_{i+1} = x_i + (sigma_{i+1} - sigma_i) (x_i - D(x_i; sigma_i)) / sigma_i
+
+    ``N = len(sigmas) - 1`` steps use ``N`` denoiser evaluations; deterministic (``generator``
+    is accepted for the common signature and not used).
+    """
+    s = _check_sigmas(sigmas)
+    ones = x.new_ones(x.shape[0])
+    for i in range(len(s) - 1):
+        t_cur, t_next = s[i], s[i + 1]
+        denoised = denoiser(x, t_cur * ones, cond)
+        # EDM Alg. 1 lines 4-5: d_i = (x_i - D(x_i; t_i)) / t_i, x_{i+1} = x_i + (t_{i+1} - t_i) d_i.
+        x = x + (t_next - t_cur) * (x - denoised) / t_cur
+        _report(callback, i, t_cur, t_next, x, denoised)
+    return x
+
+
+def sample_dpmpp_2m(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas,
+    *,
+    cond=None,
+    callback: Callable[[dict], None] | None = None,
+    generator: GeneratorArg = None,
+) -> torch.Tensor:
+    """DPM-Solver++(2M): the 2nd-order multistep solver of Lu et al. (2022), in EDM's sigma form.
+
+    Lu, Zhou, Bao, Chen, Li & Zhu (2022), "DPM-Solver++: Fast Solver for Guided Sampling of
+    Diffusion Probabilistic Models" (arXiv 2211.01095), Algorithm 2 (multistep, data prediction).
+    With EDM's ``x_t = y + sigma n`` we have ``alpha_t = 1`` and ``lambda_t = log(alpha_t /
+    sigma_t) = -log sigma``; writing ``h_i = lambda_{t_i} - lambda_{t_{i-1}} = log(sigma_{i-1} /
+    sigma_i)`` and ``x0_i = D(x_i; sigma_i)`` the data prediction (the denoiser), the paper's
+    first-order update (eq. 8 / DPM-Solver++(1), the DDIM step) is::
+
+        x_i = (sigma_i / sigma_{i-1}) x_{i-1} - (e^{-h_i} - 1) x0_{i-1}
+
+    and Algorithm 2 replaces ``x0_{i-1}`` from the second step on by the linear extrapolation::
+
+        r_i = h_{i-1} / h_i,
+        D_i = (1 + 1 / (2 r_i)) x0_{i-1} - 1 / (2 r_i) x0_{i-2}
+
+    (with ``sigma_i / sigma_{i-1} = e^{-h_i}``). The first step and the last (to ``sigma = 0``,
+    where ``e^{-h} = 0`` and the update is ``x = x0``) are first order, as in the paper's
+    Algorithm 2 and k-diffusion's ``sample_dpmpp_2m``. ``N`` steps use ``N`` evaluations;
+    deterministic (``generator`` accepted for the common signature, not used).
+    """
+    s = _check_sigmas(sigmas)
+    ones = x.new_ones(x.shape[0])
+    old_denoised, h_last = None, None
+    for i in range(len(s) - 1):
+        t_cur, t_next = s[i], s[i + 1]
+        denoised = denoiser(x, t_cur * ones, cond)
+        if t_next == 0:
+            x = denoised  # e^{-h} = 0: the update reduces to the data prediction
+        else:
+            h = math.log(t_cur / t_next)  # lambda_{i+1} - lambda_i, lambda = -log sigma
+            if old_denoised is None:
+                d = denoised  # DPM-Solver++(1) (DDIM) for the first step
+            else:
+                r = h_last / h
+                d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old_denoised  # Alg. 2, D_i
+            x = (t_next / t_cur) * x - math.expm1(-h) * d
+            h_last = h
+        old_denoised = denoised
+        _report(callback, i, t_cur, t_next, x, denoised)
     return x
 
 
 #: Samplers by name; :func:`get_sampler` lists them on a bad name.
 SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "heun": sample_heun,
+    "euler": sample_euler,
+    "dpmpp_2m": sample_dpmpp_2m,
     "euler_maruyama": sample_euler_maruyama,
 }
 
 #: Default step counts of each sampler (EDM: 18 Heun steps = 35 evaluations).
-DEFAULT_STEPS: dict[str, int] = {"heun": 18, "euler_maruyama": 1000}
+DEFAULT_STEPS: dict[str, int] = {"heun": 18, "euler": 35, "dpmpp_2m": 35, "euler_maruyama": 1000}
 
 
 def get_sampler(name: str) -> Callable[..., torch.Tensor]:
@@ -268,3 +355,16 @@ def get_sampler(name: str) -> Callable[..., torch.Tensor]:
         return SAMPLERS[name]
     except KeyError:
         raise ValueError(f"unknown sampler {name!r}; valid samplers: {sorted(SAMPLERS)}") from None
+
+
+def evaluations(sampler: str, steps: int) -> int:
+    """Denoiser evaluations of ``steps`` steps of ``sampler`` (Heun: ``2 steps - 1``; others: ``steps``)."""
+    get_sampler(sampler)
+    return 2 * int(steps) - 1 if sampler == "heun" else int(steps)
+
+
+def steps_for(sampler: str, evals: int) -> int | None:
+    """The most steps of ``sampler`` within ``evals`` evaluations (None: not even 2 steps fit)."""
+    get_sampler(sampler)
+    n = (int(evals) + 1) // 2 if sampler == "heun" else int(evals)
+    return n if n >= 2 else None

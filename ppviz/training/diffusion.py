@@ -117,6 +117,18 @@ def format_heldout(s: dict) -> str:
     return "\n".join(lines)
 
 
+def schedule_text(schedule: dict | None, train_config: dict) -> str:
+    """The card's noise-schedule paragraph of a newly trained checkpoint."""
+    if not schedule:
+        return "EDM's image defaults (sigma_max = 80): no schedule recorded."
+    return (f"Karras sigmas with sigma_min = {schedule['sigma_min']:g}, sigma_max = {schedule['sigma_max']:g}, "
+            f"rho = {schedule['rho']:g}; trained with ln(sigma) ~ N({train_config['P_mean']}, {train_config['P_std']}^2). "
+            f"sigma_max is 10 sigma_data (ppviz.training.run.training_schedule: between the values measured best "
+            f"at 4 Heun steps for edm-pp-v1 and edm-tp-v1). Fewest steps allowed per sampler: "
+            f"{schedule['min_steps']} (carried over from the v1 measurements, not measured for this checkpoint); "
+            f"default {schedule['default_steps']} {schedule['sampler']} steps.")
+
+
 def diffusion_model_card(name: str, model_config: dict, train_config: dict, scores: dict, *, command: str,
                          seconds: float, data_desc: str, pp_checkpoint: str, pp_sha256: str,
                          n_params: int) -> str:
@@ -150,6 +162,10 @@ U-Net (EDM-style residual blocks, GroupNorm, SiLU, noise embedding): base {u['ba
 channels, multipliers {u['channel_mult']}, {u['blocks_per_level']} block(s) per level,
 attention {u['attention']}; {n_params / 1e6:.2f} M parameters. EDM preconditioning
 (c_skip, c_out, c_in, c_noise) and loss with ln(sigma) ~ N({train_config['P_mean']}, {train_config['P_std']}^2).
+
+## Noise schedule
+
+{schedule_text(model_config.get('schedule'), train_config)}
 
 ## Training
 

@@ -64,6 +64,23 @@ def train_pp_checkpoint(out, *, data=None, shares=None, distribution_weights=Non
     return path, scores
 
 
+#: Fewest steps per sampler carried into a newly trained checkpoint's schedule: the largest of
+#: the values measured for edm-pp-v1 and edm-tp-v1 (their cards); measure the new checkpoint with
+#: benchmarks/bench_steps.py and lower them in its config.json where it allows.
+TRAINED_MIN_STEPS = {"heun": 4, "euler": 8, "dpmpp_2m": 3, "euler_maruyama": 35}
+#: sigma_max of a newly trained checkpoint, in units of its sigma_data: between the values measured
+#: best at 4 Heun steps for edm-pp-v1 (6.6 sigma_data) and edm-tp-v1 (15.7 sigma_data).
+SIGMA_MAX_PER_SIGMA_DATA = 10.0
+
+
+def training_schedule(sigma_data: float, P_mean: float, P_std: float):
+    """The :class:`ppviz.checkpoints.schedule.Schedule` written into a newly trained checkpoint."""
+    from ppviz.checkpoints.schedule import Schedule
+
+    return Schedule(sigma_max=round(SIGMA_MAX_PER_SIGMA_DATA * sigma_data, 3), P_mean=P_mean, P_std=P_std,
+                    min_steps=dict(TRAINED_MIN_STEPS), sampler="heun", default_steps=8)
+
+
 def train_diffusion_checkpoint(out, *, data=None, pp_checkpoint=None, target: str = "pp", state_dir=None,
                                resume: bool = False, overwrite: bool = False, steps: int = 2000, batch: int = 8,
                                crop: int = 64, lr: float = 5e-4, base_channels: int = 32,
@@ -116,11 +133,12 @@ def train_diffusion_checkpoint(out, *, data=None, pp_checkpoint=None, target: st
     static = static_channels(grid)
     sigma_data = sigma_data or round(residual_std(pp_fine[:: max(1, pp_fine.shape[0] // 64)], grid.lat), 4)
     unet = UNetConfig(base_channels=base_channels, channel_mult=mult, blocks_per_level=blocks)
-    model_cfg = DownscalerConfig(unet=unet, sigma_data=sigma_data)
     train_cfg = DiffusionTrainConfig(crop=crop, batch_size=batch, steps=steps, lr=lr,
                                      lr_warmup_steps=min(500, max(1, steps // 10)),
                                      ema_halflife_steps=max(10.0, steps / 10), seed=seed,
                                      ckpt_every=max(1, min(500, steps)))
+    model_cfg = DownscalerConfig(unet=unet, sigma_data=sigma_data,
+                                 schedule=training_schedule(sigma_data, train_cfg.P_mean, train_cfg.P_std))
     t0 = time.perf_counter()
     ema = train_diffusion(pp_fine, static, grid, train_cfg, state_dir, model_config=model_cfg, resume=resume)
     seconds = time.perf_counter() - t0

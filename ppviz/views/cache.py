@@ -115,6 +115,21 @@ def preferred_checkpoint(kind: str) -> str | None:
         return names[0] if names else None
 
 
+def checkpoint_schedule(checkpoint: str | None):
+    """The :class:`ppviz.checkpoints.schedule.Schedule` of a registered diffusion checkpoint
+    (its ``min_steps`` and ``default_steps`` bound the pages' step widgets); the legacy schedule
+    when there is none or it cannot be read (the request says what is wrong when it is run)."""
+    from ppviz.checkpoints.schedule import LEGACY
+    from ppviz.request import checkpoint_schedule as read
+
+    if not checkpoint:
+        return LEGACY
+    try:
+        return read(checkpoint)
+    except ValueError:
+        return LEGACY
+
+
 def load_models(checkpoint: str, pp_checkpoint: str | None = None):
     """:class:`ppviz.pipeline.Models` for registered names, loaded once per process."""
     from ppviz.pipeline import Models

@@ -64,7 +64,7 @@ def evaluate_range(request: DownscaleRequest, job=None, *, ds=None) -> Evaluatio
                            f"hour {i + 1}/{n} ({t:%Y-%m-%d %H:%M}), step {int(info['i']) + 1}/{steps}")
 
         ens = downscale_time(models, ds, t, region, members=int(request.members), steps=steps,
-                             seed=int(request.seed), callback=cb)
+                             seed=int(request.seed), callback=cb, sampler=request.sampler)
         if ens.inputs.truth_tp is None:
             raise ValueError("the data are on the 1 deg grid: there is no fine truth to evaluate against")
         parts.append(ens.to_dataset())

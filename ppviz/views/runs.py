@@ -138,7 +138,8 @@ def run_ensemble(request: DownscaleRequest, job: Job | None = None, *, ds=None, 
 
     t0 = _time.perf_counter()
     ens = downscale_time(models, ds, request.time, region, members=int(request.members), steps=steps,
-                         seed=int(request.seed), churn=float(request.churn), callback=callback)
+                         seed=int(request.seed), churn=float(request.churn), callback=callback,
+                         sampler=request.sampler)
     seconds = _time.perf_counter() - t0
     traj = None
     if trajectory and frames["x"]:
