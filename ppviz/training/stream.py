@@ -2,8 +2,8 @@
 
 The in-memory trainer (:func:`ppviz.training.diffusion_loop.train_diffusion`) needs the encoded
 training span as one ``(T, H, W)`` array: 40 years of hourly 0.25 deg Europe do not fit. Here
-each batch is read from the dataset (a canonical zarr/netCDF or an ARCO-ERA5-layout zarr, opened
-with :func:`ppviz.data.source.load_dataset`), one ``crop x crop`` window of one hour per sample,
+each batch is read from the dataset (a canonical zarr/netCDF or an ARCO-ERA5-layout zarr, through
+:class:`ppviz.data.windows.WindowReader`), one ``crop x crop`` window of one hour per sample,
 and encoded to the training target (PP, or transformed tp) in the worker that read it. Peak memory
 is a few zarr chunks and a few batches per worker, whatever the span.
 
@@ -86,30 +86,33 @@ class CropSource:
 _OPEN: dict[tuple[int, str | None], object] = {}
 
 
-def _dataset(data):
-    """The dataset of ``data``, opened lazily once per process (workers open their own)."""
+def _reader(data):
+    """The :class:`ppviz.data.windows.WindowReader` of ``data`` (None: the default dataset),
+    opened once per process (DataLoader workers open their own)."""
     key = (os.getpid(), None if data is None else str(data))
     if key not in _OPEN:
-        from ppviz.data.source import load_dataset
+        from ppviz.data.source import default_data_path, open_any
+        from ppviz.data.windows import WindowReader
 
-        _OPEN[key] = load_dataset(data)
+        path = default_data_path() if data is None else data
+        _OPEN[key] = WindowReader(path, open_any(path))
     return _OPEN[key]
 
 
 def read_window(source: CropSource, t: int, i0: int, j0: int, size_i: int, size_j: int) -> np.ndarray:
     """The encoded target of hour ``t`` (dataset index) on rows ``i0:i0+size_i``, columns
     ``j0:j0+size_j``; float32 ``(size_i, size_j)``. Reads only the chunks under the window."""
-    import dask
+    return source.encoder(*read_raw(source, t, i0, j0, size_i, size_j))
 
-    ds = _dataset(source.data)
-    with dask.config.set(scheduler="synchronous"):
-        win = ds[["tp", "vimd"]].isel(time=int(t), lat=slice(i0, i0 + size_i), lon=slice(j0, j0 + size_j)).compute()
-    tp = np.asarray(win["tp"].values, dtype=np.float32)
-    vimd = np.asarray(win["vimd"].values, dtype=np.float32)
+
+def read_raw(source: CropSource, t: int, i0: int, j0: int, size_i: int, size_j: int):
+    """tp and vimd (mm/h) of that window; ValueError naming the hour if any is NaN or infinite."""
+    reader = _reader(source.data)
+    tp, vimd = reader.read(int(t), i0, j0, size_i, size_j)
     if not (np.isfinite(tp).all() and np.isfinite(vimd).all()):
-        when = np.datetime_as_string(ds.time.values[int(t)], unit="h")
+        when = np.datetime_as_string(reader.view.time.values[int(t)], unit="h")
         raise ValueError(f"the training data have NaN or infinite tp/vimd at {when}; fill or drop those times first")
-    return source.encoder(tp, vimd)
+    return tp, vimd
 
 
 def sample_fields(source: CropSource, n: int = 64, seed: int = 0) -> np.ndarray:
@@ -168,13 +171,12 @@ class CropStream(IterableDataset):
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """This rank's batch of ``step``."""
         c, lat, static = self.crop, self.source.grid.lat, self.source.static
-        fine, coarse, stat = [], [], []
-        for t, i, j in self.picks(step):
-            win = read_window(self.source, t, i, j, c, c)
-            fine.append(win)
-            coarse.append(coarsen_blocks(win, lat[i : i + c], self.factor))
-            stat.append(static[:, i : i + c, j : j + c])
-        return (torch.from_numpy(np.stack(fine).astype(np.float32)),
+        picks = self.picks(step)
+        raw = [read_raw(self.source, t, i, j, c, c) for t, i, j in picks]
+        fine = self.source.encoder(np.stack([r[0] for r in raw]), np.stack([r[1] for r in raw]))
+        coarse = [coarsen_blocks(f, lat[i : i + c], self.factor) for f, (_, i, _) in zip(fine, picks)]
+        stat = [static[:, i : i + c, j : j + c] for _, i, j in picks]
+        return (torch.from_numpy(np.ascontiguousarray(fine, dtype=np.float32)),
                 torch.from_numpy(np.stack(coarse).astype(np.float32)),
                 torch.from_numpy(np.ascontiguousarray(np.stack(stat), dtype=np.float32)))
 
@@ -231,12 +233,9 @@ class Hours(Dataset):
         return self.times.size
 
     def __getitem__(self, k):
-        import dask
-
-        ds = _dataset(self.data)
-        with dask.config.set(scheduler="synchronous"):
-            hour = ds[["tp", "vimd"]].isel(time=int(self.times[k])).compute()
-        return np.asarray(hour["tp"].values, np.float32), np.asarray(hour["vimd"].values, np.float32)
+        reader = _reader(self.data)
+        g = reader.view
+        return reader.read(int(self.times[k]), 0, 0, g.sizes["lat"], g.sizes["lon"])
 
 
 def read_hours(data, times, workers: int = 2) -> Iterator[tuple[np.ndarray, np.ndarray]]:
