@@ -248,6 +248,10 @@ def train_diffusion_stream(
     log_path: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
     workers: int = 2,
+    dist=None,
+    amp: bool = True,
+    compile: bool = False,
+    callback=None,
 ) -> Downscaler:
     """:func:`train_diffusion` on crops read lazily from disk (:mod:`ppviz.training.stream`).
 
@@ -257,6 +261,17 @@ def train_diffusion_stream(
         The dataset, its training hours, grid, static channels and target encoder.
     workers : int
         DataLoader worker processes reading and encoding crops (0: in the training process).
+    dist : ppviz.training.distributed.Dist, optional
+        Data-parallel rank and world (default: one process). Each rank trains on its shard of
+        every global batch of ``config.batch_size`` through DistributedDataParallel; rank 0 alone
+        writes. A state saved with another world size resumes with a warning (same batches; the
+        per-rank noise streams differ); a batch that the world cannot split raises ValueError.
+    amp : bool
+        bf16 autocast of the forward pass, on CUDA only (ignored on the CPU).
+    compile : bool
+        ``torch.compile`` the model's loss; CUDA only (ValueError on the CPU).
+    callback : callable, optional
+        ``callback(step, ema)`` on the writer after every step and its log line (snapshots).
     config, out_dir, model_config, resume, progress, log_path, device
         As for :func:`train_diffusion`. The batch of step ``s`` depends only on ``config.seed``
         and ``s``; the numpy RNG of the state is unused.
@@ -266,22 +281,35 @@ def train_diffusion_stream(
     Downscaler
         The EMA model on the CPU, in eval mode.
     """
+    from ppviz.training.distributed import Dist
     from ppviz.training.stream import CropStream, sample_fields, stream_batches
 
+    dist = dist or Dist()
+    if config.batch_size % dist.world:
+        raise ValueError(f"batch {config.batch_size} cannot be split evenly over {dist.world} processes; "
+                         f"choose a multiple of {dist.world}")
+    device = device or dist.device
+    if compile and torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type != "cuda":
+        raise ValueError("--compile needs a CUDA device; on the CPU train without it")
     grid = source.grid
     out, log_file, device, state, model_config = _prepare(source.static, grid, config, out_dir, model_config,
                                                           resume, log_path, device)
+    if state is not None and int(state[0].get("world_size", 1)) != dist.world and dist.writer:
+        warnings.warn(f"resuming {out} (saved by {state[0].get('world_size', 1)} process(es)) with {dist.world}: "
+                      "the batches are the same, the per-process noise streams differ from an uninterrupted run",
+                      stacklevel=2)
 
     def batches(start_step, np_rng):
         stream = CropStream(source, config.crop, config.batch_size, model_config.factor, config.seed,
-                            start_step=start_step)
+                            start_step=start_step, rank=dist.rank, world=dist.world)
         return stream_batches(stream, workers)
 
     def facts():
         return source.times.size, sample_fields(source, 64, config.seed)
 
     with torch.random.fork_rng(devices=[]):
-        return _train_loop(batches, facts, grid, config, out, log_file, model_config, state, device, progress)
+        return _train_loop(batches, facts, grid, config, out, log_file, model_config, state, device,
+                           progress and dist.writer, dist=dist, amp=amp, compile=compile, callback=callback)
 
 
 def _prepare(static, grid, config, out_dir, model_config, resume, log_path, device):
@@ -329,11 +357,27 @@ def _prepare(static, grid, config, out_dir, model_config, resume, log_path, devi
     return out, log_file, device, state, model_config
 
 
-def _train_loop(batches, facts, grid, config, out, log_file, model_config, state, device, progress) -> Downscaler:
+class _Loss(torch.nn.Module):
+    """The EDM loss of a model as a module's forward, so DistributedDataParallel sees the pass."""
+
+    def __init__(self, model, config):
+        super().__init__()
+        self.model, self.P_mean, self.P_std = model, config.P_mean, config.P_std
+
+    def forward(self, fine, coarse, stat, generator):
+        return self.model.loss(fine, coarse, stat, generator=generator, P_mean=self.P_mean, P_std=self.P_std)
+
+
+def _train_loop(batches, facts, grid, config, out, log_file, model_config, state, device, progress, *,
+                dist=None, amp=False, compile=False, callback=None) -> Downscaler:
     """The EDM loop. ``batches(start_step, np_rng)`` iterates ``(fine, coarse, static)`` batches
     (numpy or torch); ``facts()`` gives the number of training hours and a sample of target fields
     ``(n, H, W)`` for ``train_config.json``. The caller's global torch RNG is left alone: this runs
-    inside fork_rng, the global generator (dropout) seeded from config.seed or restored."""
+    inside fork_rng, the global generator (dropout) seeded from config.seed or restored.
+    With ``dist.world > 1`` every rank runs this; only ``dist.writer`` writes files."""
+    from ppviz.training.distributed import Dist
+
+    dist = dist or Dist()
     factor, lat = model_config.factor, grid.lat
     # Model, EMA, optimiser, RNGs: fresh from the seed, then overwritten by a saved state.
     torch.manual_seed(config.seed)
@@ -353,7 +397,9 @@ def _train_loop(batches, facts, grid, config, out, log_file, model_config, state
         torch_gen.set_state(tensors["rng/torch_noise"])
         torch.set_rng_state(tensors["rng/torch_global"])
         step, seconds0 = int(meta["step"]), float(meta["seconds"])
-    else:
+    if dist.world > 1:  # each rank its own noise, a function of (seed, rank, step)
+        torch_gen.manual_seed(int(np.random.SeedSequence([config.seed, dist.rank, step]).generate_state(1)[0]))
+    if state is None and dist.writer:
         n_times, sample = facts()
         if model_config.residual:
             target_std = residual_std(sample, lat, factor, model_config.upsample)
@@ -375,8 +421,17 @@ def _train_loop(batches, facts, grid, config, out, log_file, model_config, state
         log_file.write_text("")
 
     def save(at_seconds: float):
-        _save_state(out, step=step, seconds=at_seconds, model=model, ema=ema, opt=opt, np_rng=np_rng,
-                    torch_gen=torch_gen, model_config=model_config, train_config=config)
+        if dist.writer:
+            _save_state(out, step=step, seconds=at_seconds, model=model, ema=ema, opt=opt, np_rng=np_rng,
+                        torch_gen=torch_gen, model_config=model_config, train_config=config,
+                        extra={"world_size": dist.world})
+        dist.barrier()
+
+    dist.barrier()  # the writer has written the config and emptied the log
+    loss_fn = dist.wrap(_Loss(model, config))
+    if compile:
+        loss_fn = torch.compile(loss_fn)
+    use_amp = bool(amp) and device.type == "cuda"
 
     t0 = time.perf_counter()
     window: list[float] = []
@@ -390,8 +445,8 @@ def _train_loop(batches, facts, grid, config, out, log_file, model_config, state
             lr = config.lr * min((step + 1) / max(config.lr_warmup_steps, 1), 1.0)
             for g in opt.param_groups:
                 g["lr"] = lr
-            loss = model.loss(fine.to(device), coarse.to(device), stat.to(device), generator=torch_gen,
-                              P_mean=config.P_mean, P_std=config.P_std)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                loss = loss_fn(fine.to(device), coarse.to(device), stat.to(device), torch_gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             for p in model.parameters():
@@ -410,22 +465,25 @@ def _train_loop(batches, facts, grid, config, out, log_file, model_config, state
             with torch.no_grad():
                 for p_ema, p in zip(ema.parameters(), model.parameters()):
                     p_ema.copy_(p.detach().lerp(p_ema, beta))
-            window.append(float(loss.detach()))
+            window.append(dist.mean(loss.detach()))
             bar.update(1)
-            if step % config.log_every == 0 or step == config.steps:
+            if (step % config.log_every == 0 or step == config.steps) and dist.writer:
                 rec = {"step": step, "loss": float(np.mean(window)), "lr": lr,
                        "seconds": round(seconds0 + time.perf_counter() - t0, 3)}
                 with open(log_file, "a") as f:
                     f.write(json.dumps(rec) + "\n")
                 bar.set_postfix(loss=f"{rec['loss']:.4f}")
                 window.clear()
+            if callback is not None and dist.writer:
+                callback(step, ema)
             if step % config.ckpt_every == 0 or step == config.steps:
                 save(seconds0 + time.perf_counter() - t0)
     finally:
         bar.close()
         del it  # a DataLoader's workers stop here
-    if not has_state(out):
-        save(0.0)  # steps == 0: still leave a loadable state
+    if dist.writer and not has_state(out):
+        dist = Dist()  # steps == 0: still leave a loadable state (the writer alone, no barrier)
+        save(0.0)
     return copy.deepcopy(ema).cpu().eval()
 
 

@@ -24,7 +24,8 @@ STATE_FORMAT = "ppviz-diffusion-train-state"
 STATE_VERSION = 1
 
 
-def _save_state(out_dir: Path, *, step, seconds, model, ema, opt, np_rng, torch_gen, model_config, train_config):
+def _save_state(out_dir: Path, *, step, seconds, model, ema, opt, np_rng, torch_gen, model_config, train_config,
+                extra: dict | None = None):
     tensors: dict[str, torch.Tensor] = {}
     for k, v in model.state_dict().items():
         tensors[f"model/{k}"] = v.detach().cpu().contiguous()
@@ -50,6 +51,7 @@ def _save_state(out_dir: Path, *, step, seconds, model, ema, opt, np_rng, torch_
         "numpy_rng": np_rng.bit_generator.state,
         "optim_param_groups": opt_sd["param_groups"],
         "optim_state_scalars": opt_scalars,
+        **(extra or {}),
     }
     tmp_t = out_dir / f".{STATE_TENSORS}.tmp"
     tmp_j = out_dir / f".{STATE_JSON}.tmp"
