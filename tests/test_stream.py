@@ -9,7 +9,6 @@ DataLoader workers, from that store and from a canonical zarr.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,25 +23,12 @@ from ppviz.data.source import load_dataset
 from ppviz.diffusion.downscaler import static_channels
 from ppviz.training.stream import CropSource, CropStream, read_window, sample_fields, stream_batches
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "era5-sample"
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def sample() -> Path:
-    if not (SHARED / "ERA5_2020-01-01_tp.nc").exists():
-        msg = f"ERA5 sample not found at {SHARED}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return SHARED
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def sample(era5_sample) -> Path:
+    return era5_sample
 
 
 def _arco_from_sample(sample: Path, path: Path) -> Path:
