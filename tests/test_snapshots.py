@@ -92,3 +92,21 @@ def test_is_inside_roots(tmp_path):
     assert not is_inside(tmp_path / "outside", [root])
     assert not is_inside(root / "link", [root])  # a symlink out of the root
     assert not is_inside(root / ".." / "outside", [root]) and not is_inside(root, [root])
+
+
+def test_training_runs_view_lists_runs_below_the_roots_only(run, tmp_path, monkeypatch):
+    from ppviz.views.training_runs import list_runs, open_run, snapshots, timeline
+
+    roots = [run.parent]
+    assert list_runs(roots) == [run.resolve()]
+    loss, scores, problems = timeline(run, roots)
+    assert list(loss["step"]) == [1, 2, 3, 4] and list(scores["step"]) == [2, 4] and problems == []
+    assert scores["crps_fair"].notna().all()
+    assert snapshots(run, roots) == [2, 4]
+    monkeypatch.delenv("PPVIZ_RUNS", raising=False)
+    with pytest.raises(ValueError, match="no training-run roots are configured; set PPVIZ_RUNS"):
+        open_run(run)
+    monkeypatch.setenv("PPVIZ_RUNS", str(tmp_path))
+    with pytest.raises(ValueError, match="is not below the training-run roots"):
+        open_run(run)
+    assert list_runs() == []
