@@ -49,6 +49,18 @@ def era5_sample() -> Path:
     return require_shared(ERA5_SAMPLE)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for the module: tiny test models are as fast, and immune to OpenMP
+    spin-waiting when other processes share the two cores."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def natural_earth() -> Path:
     return require_shared(NATURAL_EARTH)

@@ -43,14 +43,7 @@ from ppviz.models.unet import UNet, UNetConfig, count_parameters, pad_to_multipl
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The test models are tiny: one thread is as fast, and immune to OpenMP spin-waiting when
-    # other processes share the two cores.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = UNetConfig(base_channels=8, channel_mult=(1, 2), blocks_per_level=1, emb_dim=16)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ppviz.cli import dashboard, data, downscale, export, train
+from ppviz.cli import checkpoints, dashboard, data, downscale, export, train
 from ppviz.cli.common import UserError
 
 __all__ = ["UserError", "build_parser", "main"]
@@ -20,7 +20,7 @@ __all__ = ["UserError", "build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ppviz", description="Pseudo-precipitation downscaling over Europe.")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (data, train, downscale, export, dashboard):
+    for group in (data, train, checkpoints, downscale, export, dashboard):
         group.add_parsers(sub)
     return p
 

@@ -44,7 +44,12 @@ def _cmd_train_diffusion(args) -> int:
 
     for name, value, lo, hi in (("--steps", args.steps, 0, 10**7), ("--batch", args.batch, 1, 4096),
                                 ("--crop", args.crop, 16, 1024), ("--base-channels", args.base_channels, 4, 512),
-                                ("--eval-dates", args.eval_dates, 0, 1000), ("--eval-members", args.eval_members, 2, 64)):
+                                ("--eval-dates", args.eval_dates, 0, 1000), ("--eval-members", args.eval_members, 2, 64),
+                                ("--workers", args.workers, 0, 64), ("--log-every", args.log_every, 1, 10**7),
+                                ("--ckpt-every", args.ckpt_every or 1, 1, 10**7),
+                                ("--snapshot-every", args.snapshot_every, 0, 10**7),
+                                ("--snapshot-hours", args.snapshot_hours, 1, 100),
+                                ("--snapshot-seeds", args.snapshot_seeds, 1, 16)):
         check_range(name, value, lo, hi)
     try:
         mult = tuple(int(x) for x in args.channel_mult.split(","))
@@ -55,7 +60,10 @@ def _cmd_train_diffusion(args) -> int:
         resume=args.resume, overwrite=args.overwrite, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
         base_channels=args.base_channels, channel_mult=mult, blocks=args.blocks, sigma_data=args.sigma_data,
         seed=args.seed, holdout=args.holdout, eval_dates=args.eval_dates, eval_members=args.eval_members,
-        eval_region=args.eval_region, default=args.default, command=command_line(args))
+        eval_region=args.eval_region, default=args.default, command=command_line(args), loader=args.loader,
+        workers=args.workers, amp=not args.no_amp, compile=args.compile, log_every=args.log_every,
+        ckpt_every=args.ckpt_every, snapshot_every=args.snapshot_every, snapshot_hours=args.snapshot_hours,
+        snapshot_seeds=args.snapshot_seeds)
     return 0
 
 
@@ -115,6 +123,18 @@ def add_parsers(sub) -> None:
     td.add_argument("--eval-dates", type=int, default=6, help="held-out dates scored into the model card")
     td.add_argument("--eval-members", type=int, default=4)
     td.add_argument("--eval-region", default="europe")
+    td.add_argument("--loader", choices=["stream", "memory"], default="stream",
+                    help="stream: read crops lazily from the data with --workers processes (memory bounded by "
+                         "chunk and batch sizes); memory: encode the whole training span into RAM first")
+    td.add_argument("--workers", type=int, default=2, help="data-loading processes of --loader stream (0: none)")
+    td.add_argument("--log-every", type=int, default=50, help="steps between training log lines")
+    td.add_argument("--ckpt-every", type=int, default=None, help="steps between resume states (default min(500, steps))")
+    td.add_argument("--snapshot-every", type=int, default=0,
+                    help="steps between snapshots (EMA checkpoint + held-out scores in the log); 0: none")
+    td.add_argument("--snapshot-hours", type=int, default=2, help="held-out hours each snapshot is scored on")
+    td.add_argument("--snapshot-seeds", type=int, default=1, help="seeds each snapshot is scored with")
+    td.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA (it is never used on the CPU)")
+    td.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA only)")
     td.add_argument("--default", action="store_true", help="mark as the default diffusion checkpoint")
     td.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
     td.set_defaults(func=_cmd_train_diffusion)

@@ -82,7 +82,37 @@ def _axis_indices(values: np.ndarray, wanted: np.ndarray, name: str, store) -> n
     return idx
 
 
-def open_arco(store=ARCO_STORE, start=None, end=None, domain: Grid = EUROPE, *, storage_options=None) -> xr.Dataset:
+def is_arco_layout(ds: xr.Dataset) -> bool:
+    """Whether ``ds`` looks like an ARCO-ERA5 store: an ARCO tp name and ``latitude``/``longitude``
+    dims, rather than the canonical ``tp``/``vimd`` on ``lat``/``lon``."""
+    has_tp = any(n in ds.data_vars for n in ARCO_NAMES["tp"][:1])
+    return has_tp and "latitude" in ds.dims and "longitude" in ds.dims
+
+
+def store_domain(lat: np.ndarray, lon: np.ndarray, store=None) -> Grid:
+    """The fine grid to read from a store with points ``lat``, ``lon`` (any order, lon in 0..360).
+
+    :data:`ppviz.data.grid.EUROPE` when the store covers it (the global ARCO store does); else
+    the store's own points inside the Europe box (a regional copy). ValueError if those do not
+    form a regular 0.25 deg grid of at least 2 x 2 points.
+    """
+    lat = np.round(np.asarray(lat, dtype=np.float64), 6)
+    lonw = np.round(((np.asarray(lon, dtype=np.float64) + 180.0) % 360.0) - 180.0, 6)
+    if np.isin(EUROPE.lat, lat).all() and np.isin(np.round(EUROPE.lon, 6), lonw).all():
+        return EUROPE
+    la = np.sort(lat[(lat >= EUROPE.lat[0]) & (lat <= EUROPE.lat[-1])])
+    lo = np.sort(lonw[(lonw >= EUROPE.lon[0]) & (lonw <= EUROPE.lon[-1])])
+    try:
+        grid = Grid.from_coords(la, lo)
+    except ValueError as exc:
+        raise ValueError(f"{store}: its points inside the Europe box do not form a regular grid ({exc})") from None
+    if abs(grid.res - EUROPE.res) > 1e-6:
+        raise ValueError(f"{store} has a {grid.res:g} deg grid; ppviz reads ERA5's {EUROPE.res:g} deg grid")
+    return grid
+
+
+def open_arco(store=ARCO_STORE, start=None, end=None, domain: Grid | None = None, *,
+              storage_options=None) -> xr.Dataset:
     """Open ARCO-ERA5 ``tp`` and ``vimd`` over ``domain`` and ``start..end`` as a canonical dataset.
 
     Parameters
@@ -91,8 +121,9 @@ def open_arco(store=ARCO_STORE, start=None, end=None, domain: Grid = EUROPE, *, 
         The zarr store (URL or local path) in ARCO-ERA5 layout.
     start, end : str or datetime-like, optional
         Inclusive time bounds (e.g. ``'2020-01-01'``, ``'2020-01-31T23'``).
-    domain : Grid
+    domain : Grid, optional
         Target grid; its points must all be on the store's grid (ERA5 0.25 deg points are).
+        Default: :func:`store_domain` (Europe, or a regional store's own points inside it).
     storage_options : dict, optional
         Passed to fsspec; defaults to anonymous access for ``gs://``.
 
@@ -113,6 +144,8 @@ def open_arco(store=ARCO_STORE, start=None, end=None, domain: Grid = EUROPE, *, 
     lat = np.round(ds[lat_name].values.astype(np.float64), 6)
     lon = np.round(ds[lon_name].values.astype(np.float64), 6)
     lon_wrapped = np.round(((lon + 180.0) % 360.0) - 180.0, 6)
+    if domain is None:
+        domain = store_domain(lat, lon, store)
     want_lon = np.round(((domain.lon + 180.0) % 360.0) - 180.0, 6)
     ilat = _axis_indices(lat, domain.lat, "latitude", store)
     ilon = _axis_indices(lon_wrapped, want_lon, "longitude", store)

@@ -128,6 +128,9 @@ def write_dataset(ds: xr.Dataset, path) -> Path:
     path = Path(path)
     ds, enc = cf_ready(ds)
     path.parent.mkdir(parents=True, exist_ok=True)
+    ds = ds.copy()
+    for var in ds.variables.values():
+        var.encoding = {}  # a source store's codecs (e.g. ARCO's zarr v2 Blosc) do not carry over
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
     try:
         if path.suffix == ".zarr":

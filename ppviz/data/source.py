@@ -8,6 +8,7 @@ first use writes, :func:`ensure_default_dataset`) the synthetic Europe dataset o
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,8 @@ DATA_ENV = "PPVIZ_DATA"
 
 
 def load_dataset(data=None) -> xr.Dataset:
-    """Open ``data`` (a canonical zarr/netCDF path) or, when None, the default dataset.
+    """Open ``data`` (a canonical zarr/netCDF path or an ARCO-ERA5-layout zarr, :func:`open_any`)
+    or, when None, the default dataset.
 
     The default is ``$PPVIZ_DATA`` when set (e.g. a dataset made by ``ppviz data prepare``),
     otherwise the embedded synthetic Europe, written to the cache on first use.
@@ -99,7 +101,31 @@ def load_dataset(data=None) -> xr.Dataset:
     if data is None or str(data) in ("", "default", "synthetic"):
         path = ensure_default_dataset(days=default_days(), seed=0)
         return open_dataset(path)
-    return open_dataset(data)
+    return open_any(data)
+
+
+def open_any(path) -> xr.Dataset:
+    """Open a dataset path lazily as a canonical dataset: a canonical zarr/netCDF
+    (:func:`ppviz.data.canonical.open_dataset`), or a zarr store in the ARCO-ERA5 layout
+    (:func:`ppviz.data.arco.open_arco`: Europe, or a regional store's own points, with latitude
+    ascending, longitude wrapped across 0 deg, tp from m and vimd from kg m-2 to mm/h)."""
+    p = Path(path)
+    if str(path).startswith(("gs://", "s3://", "https://")):
+        from ppviz.data.arco import open_arco
+
+        return open_arco(str(path))
+    if p.exists() and (p.is_dir() or p.suffix == ".zarr"):
+        from ppviz.data.arco import is_arco_layout, open_arco
+
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+                raw = xr.open_zarr(p)
+        except Exception:  # noqa: BLE001 - open_dataset gives the one-line message below
+            raw = None
+        if raw is not None and is_arco_layout(raw):
+            return open_arco(p)
+    return open_dataset(path)
 
 
 def default_data_path():

@@ -37,8 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from ppviz.io import check_config_keys
@@ -46,12 +44,19 @@ from ppviz.io import json_ready
 from ppviz.data.grid import Grid, coarsen_blocks
 from ppviz.diffusion.downscaler import Downscaler, DownscalerConfig, residual_std
 
-STATE_TENSORS = "train_state.safetensors"
-STATE_JSON = "train_state.json"
+from ppviz.training.train_state import (  # noqa: F401 - re-exported
+    STATE_JSON,
+    STATE_TENSORS,
+    _optim_state_dict,
+    _read_state,
+    _save_state,
+    _sub,
+    has_state,
+    load_ema_model,
+)
+
 CONFIG_JSON = "train_config.json"
 LOG_FILE = "train_log.jsonl"
-STATE_FORMAT = "ppviz-diffusion-train-state"
-STATE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -162,105 +167,6 @@ def draw_crops(
 
 
 # ------------------------------------------------------------------------------------------
-# Resume state (safetensors + JSON, never pickle)
-# ------------------------------------------------------------------------------------------
-
-
-def _save_state(out_dir: Path, *, step, seconds, model, ema, opt, np_rng, torch_gen, model_config, train_config):
-    tensors: dict[str, torch.Tensor] = {}
-    for k, v in model.state_dict().items():
-        tensors[f"model/{k}"] = v.detach().cpu().contiguous()
-    for k, v in ema.state_dict().items():
-        tensors[f"ema/{k}"] = v.detach().cpu().contiguous()
-    opt_sd = opt.state_dict()
-    opt_scalars: dict[str, dict] = {}
-    for idx, st in opt_sd["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"optim/{idx}/{k}"] = v.detach().cpu().contiguous()
-            else:
-                opt_scalars.setdefault(str(idx), {})[k] = v
-    tensors["rng/torch_noise"] = torch_gen.get_state()
-    tensors["rng/torch_global"] = torch.get_rng_state()
-    meta = {
-        "format": STATE_FORMAT,
-        "version": STATE_VERSION,
-        "step": int(step),
-        "seconds": float(seconds),
-        "model_config": model_config.to_dict(),
-        "train_config": train_config.to_dict(),
-        "numpy_rng": np_rng.bit_generator.state,
-        "optim_param_groups": opt_sd["param_groups"],
-        "optim_state_scalars": opt_scalars,
-    }
-    tmp_t = out_dir / f".{STATE_TENSORS}.tmp"
-    tmp_j = out_dir / f".{STATE_JSON}.tmp"
-    save_file(tensors, str(tmp_t), metadata={"format": STATE_FORMAT, "step": str(int(step))})
-    tmp_j.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp_t, out_dir / STATE_TENSORS)
-    os.replace(tmp_j, out_dir / STATE_JSON)
-
-
-def _read_state(out_dir: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    meta = json.loads((out_dir / STATE_JSON).read_text())
-    if meta.get("format") != STATE_FORMAT:
-        raise ValueError(f"{out_dir / STATE_JSON} is not a {STATE_FORMAT} file")
-    if meta.get("version") != STATE_VERSION:
-        raise ValueError(f"{out_dir / STATE_JSON}: unsupported version {meta.get('version')}")
-    tensors = {}
-    with safe_open(str(out_dir / STATE_TENSORS), framework="pt") as f:
-        file_step = int((f.metadata() or {}).get("step", -1))
-        for k in f.keys():
-            tensors[k] = f.get_tensor(k)
-    if file_step != meta["step"]:
-        raise ValueError(
-            f"{out_dir}: {STATE_TENSORS} is at step {file_step} but {STATE_JSON} at step {meta['step']} "
-            "(interrupted save?)"
-        )
-    return meta, tensors
-
-
-def _sub(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def _optim_state_dict(meta: dict, tensors: dict[str, torch.Tensor]) -> dict:
-    state: dict[int, dict] = {}
-    for k, v in _sub(tensors, "optim/").items():
-        idx, name = k.split("/", 1)
-        state.setdefault(int(idx), {})[name] = v
-    for idx, d in meta["optim_state_scalars"].items():
-        state.setdefault(int(idx), {}).update(d)
-    return {"state": state, "param_groups": meta["optim_param_groups"]}
-
-
-def has_state(out_dir: str | os.PathLike) -> bool:
-    """Whether ``out_dir`` holds a resume state of :func:`train_diffusion`."""
-    d = Path(out_dir)
-    return (d / STATE_JSON).is_file() and (d / STATE_TENSORS).is_file()
-
-
-def load_ema_model(out_dir: str | os.PathLike, device: str | torch.device = "cpu") -> Downscaler:
-    """The EMA weights of a training state, as a :class:`Downscaler` in eval mode (for export).
-
-    Parameters
-    ----------
-    out_dir : path
-        The ``out_dir`` of :func:`train_diffusion`.
-    device : str or torch.device
-
-    Returns
-    -------
-    Downscaler
-        ``model.config`` is the :class:`DownscalerConfig` to save beside the weights.
-    """
-    meta, tensors = _read_state(Path(out_dir))
-    model = Downscaler(DownscalerConfig.from_dict(meta["model_config"]))
-    model.load_state_dict(_sub(tensors, "ema/"), strict=True)
-    return model.to(device).eval()
-
-
-# ------------------------------------------------------------------------------------------
 # Training loop
 # ------------------------------------------------------------------------------------------
 
@@ -309,19 +215,112 @@ def train_diffusion(
     Downscaler
         The EMA model on the CPU, in eval mode.
     """
+    pp_fine = np.asarray(pp_fine)
+    static = np.asarray(static, dtype=np.float32)
+    if pp_fine.ndim != 3 or pp_fine.shape[1:] != grid.shape:
+        raise ValueError(f"pp_fine must be (T, {grid.nlat}, {grid.nlon}) on the grid, got {pp_fine.shape}")
+    if not np.isfinite(pp_fine).all():
+        raise ValueError("pp_fine has NaN or infinite values; fill or drop those times first")
+    out, log_file, device, state, model_config = _prepare(static, grid, config, out_dir, model_config, resume,
+                                                          log_path, device)
+    factor = model_config.factor
+
+    def batches(start_step, np_rng):
+        while True:
+            yield draw_crops(np_rng, pp_fine, static, grid.lat, config.crop, config.batch_size, factor)
+
+    def facts():
+        sub = np.sort(np.random.default_rng([config.seed, 1]).integers(0, pp_fine.shape[0], min(64, pp_fine.shape[0])))
+        return pp_fine.shape[0], pp_fine[sub]
+
+    with torch.random.fork_rng(devices=[]):
+        return _train_loop(batches, facts, grid, config, out, log_file, model_config, state, device, progress)
+
+
+def train_diffusion_stream(
+    source,
+    config: DiffusionTrainConfig = DiffusionTrainConfig(),
+    out_dir: str | os.PathLike = "diffusion-train",
+    *,
+    model_config: DownscalerConfig | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    log_path: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    workers: int = 2,
+    dist=None,
+    amp: bool = True,
+    compile: bool = False,
+    callback=None,
+) -> Downscaler:
+    """:func:`train_diffusion` on crops read lazily from disk (:mod:`ppviz.training.stream`).
+
+    Parameters
+    ----------
+    source : ppviz.training.stream.CropSource
+        The dataset, its training hours, grid, static channels and target encoder.
+    workers : int
+        DataLoader worker processes reading and encoding crops (0: in the training process).
+    dist : ppviz.training.distributed.Dist, optional
+        Data-parallel rank and world (default: one process). Each rank trains on its shard of
+        every global batch of ``config.batch_size`` through DistributedDataParallel; rank 0 alone
+        writes. A state saved with another world size resumes with a warning (same batches; the
+        per-rank noise streams differ); a batch that the world cannot split raises ValueError.
+    amp : bool
+        bf16 autocast of the forward pass, on CUDA only (ignored on the CPU).
+    compile : bool
+        ``torch.compile`` the model's loss; CUDA only (ValueError on the CPU).
+    callback : callable, optional
+        ``callback(step, ema)`` on the writer after every step and its log line (snapshots).
+    config, out_dir, model_config, resume, progress, log_path, device
+        As for :func:`train_diffusion`. The batch of step ``s`` depends only on ``config.seed``
+        and ``s``; the numpy RNG of the state is unused.
+
+    Returns
+    -------
+    Downscaler
+        The EMA model on the CPU, in eval mode.
+    """
+    from ppviz.training.distributed import Dist
+    from ppviz.training.stream import CropStream, sample_fields, stream_batches
+
+    dist = dist or Dist()
+    if config.batch_size % dist.world:
+        raise ValueError(f"batch {config.batch_size} cannot be split evenly over {dist.world} processes; "
+                         f"choose a multiple of {dist.world}")
+    device = device or dist.device
+    if compile and torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type != "cuda":
+        raise ValueError("--compile needs a CUDA device; on the CPU train without it")
+    grid = source.grid
+    out, log_file, device, state, model_config = _prepare(source.static, grid, config, out_dir, model_config,
+                                                          resume, log_path, device)
+    if state is not None and int(state[0].get("world_size", 1)) != dist.world and dist.writer:
+        warnings.warn(f"resuming {out} (saved by {state[0].get('world_size', 1)} process(es)) with {dist.world}: "
+                      "the batches are the same, the per-process noise streams differ from an uninterrupted run",
+                      stacklevel=2)
+
+    def batches(start_step, np_rng):
+        stream = CropStream(source, config.crop, config.batch_size, model_config.factor, config.seed,
+                            start_step=start_step, rank=dist.rank, world=dist.world)
+        return stream_batches(stream, workers)
+
+    def facts():
+        return source.times.size, sample_fields(source, 64, config.seed)
+
+    with torch.random.fork_rng(devices=[]):
+        return _train_loop(batches, facts, grid, config, out, log_file, model_config, state, device,
+                           progress and dist.writer, dist=dist, amp=amp, compile=compile, callback=callback)
+
+
+def _prepare(static, grid, config, out_dir, model_config, resume, log_path, device):
+    """Checks shared by both trainers; returns out, log file, device, saved state, model config."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     log_file = Path(log_path) if log_path is not None else out / LOG_FILE
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
-    pp_fine = np.asarray(pp_fine)
-    static = np.asarray(static, dtype=np.float32)
-    if pp_fine.ndim != 3 or pp_fine.shape[1:] != grid.shape:
-        raise ValueError(f"pp_fine must be (T, {grid.nlat}, {grid.nlon}) on the grid, got {pp_fine.shape}")
     if static.ndim != 3 or static.shape[1:] != grid.shape:
         raise ValueError(f"static must be (C, {grid.nlat}, {grid.nlon}), got {static.shape}")
-    if not np.isfinite(pp_fine).all():
-        raise ValueError("pp_fine has NaN or infinite values; fill or drop those times first")
 
     state = None
     if has_state(out):
@@ -339,7 +338,7 @@ def train_diffusion(
         )
         if changed:
             warnings.warn(f"resuming {out} with changed settings {changed}; the run will not match an "
-                          "uninterrupted one", stacklevel=2)
+                          "uninterrupted one", stacklevel=3)
     model_config = model_config or DownscalerConfig()
 
     factor = model_config.factor
@@ -355,14 +354,31 @@ def train_diffusion(
         raise ValueError(f"static has {static.shape[0]} channels, the model expects "
                          f"{len(model_config.static_names)} ({list(model_config.static_names)})")
 
-    # The caller's global torch RNG is left alone: training runs inside fork_rng, with the
-    # global generator (dropout) seeded from config.seed or restored from the state.
-    with torch.random.fork_rng(devices=[]):
-        return _train_loop(pp_fine, static, grid, config, out, log_file, model_config, state, device, progress)
+    return out, log_file, device, state, model_config
 
 
-def _train_loop(pp_fine, static, grid, config, out, log_file, model_config, state, device, progress) -> Downscaler:
-    factor, c, lat = model_config.factor, config.crop, grid.lat
+class _Loss(torch.nn.Module):
+    """The EDM loss of a model as a module's forward, so DistributedDataParallel sees the pass."""
+
+    def __init__(self, model, config):
+        super().__init__()
+        self.model, self.P_mean, self.P_std = model, config.P_mean, config.P_std
+
+    def forward(self, fine, coarse, stat, generator):
+        return self.model.loss(fine, coarse, stat, generator=generator, P_mean=self.P_mean, P_std=self.P_std)
+
+
+def _train_loop(batches, facts, grid, config, out, log_file, model_config, state, device, progress, *,
+                dist=None, amp=False, compile=False, callback=None) -> Downscaler:
+    """The EDM loop. ``batches(start_step, np_rng)`` iterates ``(fine, coarse, static)`` batches
+    (numpy or torch); ``facts()`` gives the number of training hours and a sample of target fields
+    ``(n, H, W)`` for ``train_config.json``. The caller's global torch RNG is left alone: this runs
+    inside fork_rng, the global generator (dropout) seeded from config.seed or restored.
+    With ``dist.world > 1`` every rank runs this; only ``dist.writer`` writes files."""
+    from ppviz.training.distributed import Dist
+
+    dist = dist or Dist()
+    factor, lat = model_config.factor, grid.lat
     # Model, EMA, optimiser, RNGs: fresh from the seed, then overwritten by a saved state.
     torch.manual_seed(config.seed)
     model = Downscaler(model_config)
@@ -381,17 +397,20 @@ def _train_loop(pp_fine, static, grid, config, out, log_file, model_config, stat
         torch_gen.set_state(tensors["rng/torch_noise"])
         torch.set_rng_state(tensors["rng/torch_global"])
         step, seconds0 = int(meta["step"]), float(meta["seconds"])
-    else:
-        sub = np.sort(np.random.default_rng([config.seed, 1]).integers(0, pp_fine.shape[0], min(64, pp_fine.shape[0])))
+    if dist.world > 1:  # each rank its own noise, a function of (seed, rank, step)
+        torch_gen.manual_seed(int(np.random.SeedSequence([config.seed, dist.rank, step]).generate_state(1)[0]))
+    if state is None and dist.writer:
+        n_times, sample = facts()
         if model_config.residual:
-            target_std = residual_std(pp_fine[sub], lat, factor, model_config.upsample)
+            target_std = residual_std(sample, lat, factor, model_config.upsample)
         else:
-            target_std = float(np.std(pp_fine[sub], dtype=np.float64))
+            target_std = float(np.std(sample, dtype=np.float64))
+        del sample
         (out / CONFIG_JSON).write_text(json.dumps(json_ready({
             "model_config": model_config.to_dict(),
             "train_config": config.to_dict(),
             "data": {
-                "times": int(pp_fine.shape[0]),
+                "times": int(n_times),
                 "grid": asdict(grid),
                 "static_names": list(model_config.static_names),
                 "target": "fine - up(coarse)" if model_config.residual else "fine",
@@ -402,23 +421,32 @@ def _train_loop(pp_fine, static, grid, config, out, log_file, model_config, stat
         log_file.write_text("")
 
     def save(at_seconds: float):
-        _save_state(out, step=step, seconds=at_seconds, model=model, ema=ema, opt=opt, np_rng=np_rng,
-                    torch_gen=torch_gen, model_config=model_config, train_config=config)
+        if dist.writer:
+            _save_state(out, step=step, seconds=at_seconds, model=model, ema=ema, opt=opt, np_rng=np_rng,
+                        torch_gen=torch_gen, model_config=model_config, train_config=config,
+                        extra={"world_size": dist.world})
+        dist.barrier()
+
+    dist.barrier()  # the writer has written the config and emptied the log
+    loss_fn = dist.wrap(_Loss(model, config))
+    if compile:
+        loss_fn = torch.compile(loss_fn)
+    use_amp = bool(amp) and device.type == "cuda"
 
     t0 = time.perf_counter()
     window: list[float] = []
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="diffusion",
                unit="step", dynamic_ncols=True)
+    it = batches(step, np_rng) if step < config.steps else iter(())
     try:
         while step < config.steps:
-            fine, coarse, stat = draw_crops(np_rng, pp_fine, static, lat, c, config.batch_size, factor)
+            fine, coarse, stat = (torch.as_tensor(x) for x in next(it))
             # EDM training loop: linear learning-rate warm-up.
             lr = config.lr * min((step + 1) / max(config.lr_warmup_steps, 1), 1.0)
             for g in opt.param_groups:
                 g["lr"] = lr
-            loss = model.loss(torch.from_numpy(fine).to(device), torch.from_numpy(coarse).to(device),
-                              torch.from_numpy(stat).to(device), generator=torch_gen,
-                              P_mean=config.P_mean, P_std=config.P_std)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                loss = loss_fn(fine.to(device), coarse.to(device), stat.to(device), torch_gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             for p in model.parameters():
@@ -437,21 +465,25 @@ def _train_loop(pp_fine, static, grid, config, out, log_file, model_config, stat
             with torch.no_grad():
                 for p_ema, p in zip(ema.parameters(), model.parameters()):
                     p_ema.copy_(p.detach().lerp(p_ema, beta))
-            window.append(float(loss.detach()))
+            window.append(dist.mean(loss.detach()))
             bar.update(1)
-            if step % config.log_every == 0 or step == config.steps:
+            if (step % config.log_every == 0 or step == config.steps) and dist.writer:
                 rec = {"step": step, "loss": float(np.mean(window)), "lr": lr,
                        "seconds": round(seconds0 + time.perf_counter() - t0, 3)}
                 with open(log_file, "a") as f:
                     f.write(json.dumps(rec) + "\n")
                 bar.set_postfix(loss=f"{rec['loss']:.4f}")
                 window.clear()
+            if callback is not None and dist.writer:
+                callback(step, ema)
             if step % config.ckpt_every == 0 or step == config.steps:
                 save(seconds0 + time.perf_counter() - t0)
     finally:
         bar.close()
-    if not has_state(out):
-        save(0.0)  # steps == 0: still leave a loadable state
+        del it  # a DataLoader's workers stop here
+    if dist.writer and not has_state(out):
+        dist = Dist()  # steps == 0: still leave a loadable state (the writer alone, no barrier)
+        save(0.0)
     return copy.deepcopy(ema).cpu().eval()
 
 

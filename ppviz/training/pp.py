@@ -87,6 +87,26 @@ class CellPool:
         ok = np.isfinite(tp) & np.isfinite(vimd)
         return cls(name, tp[ok], vimd[ok])
 
+    @classmethod
+    def from_hours(cls, name: str, data, time_index, *, workers: int = 2) -> "CellPool":
+        """The cells of ``time_index`` (hours of the dataset at path ``data``; None: the default),
+        read hour by hour by ``workers`` processes (:func:`ppviz.training.stream.read_hours`) into
+        preallocated arrays: peak memory is the pool plus a few hours, not the dataset's span."""
+        from ppviz.training.stream import read_hours
+
+        idx = np.asarray(time_index)
+        tp = vimd = None
+        for k, (a, b) in enumerate(read_hours(data, idx, workers)):
+            if tp is None:
+                tp = np.empty((idx.size, a.size), np.float32)
+                vimd = np.empty_like(tp)
+            tp[k], vimd[k] = np.ravel(a), np.ravel(b)
+        if tp is None:
+            return cls(name, np.empty(0, np.float32), np.empty(0, np.float32))
+        tp, vimd = tp.ravel(), vimd.ravel()
+        ok = np.isfinite(tp) & np.isfinite(vimd)
+        return cls(name, tp[ok], vimd[ok])
+
     def __len__(self) -> int:
         return self.tp.size
 

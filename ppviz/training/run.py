@@ -42,8 +42,9 @@ def train_pp_checkpoint(out, *, data=None, shares=None, distribution_weights=Non
         tr, te = split_times(ds.time.values, holdout)
         # at most ~12M training cells per dataset keeps memory bounded (every k-th step)
         stride = max(1, int(np.ceil(tr.size * ds.sizes["lat"] * ds.sizes["lon"] / 12e6)))
-        train_pools.append(CellPool.from_dataset(label, ds, tr[::stride]))
-        held[label] = CellPool.from_dataset(label, ds, te[::stride])
+        path = None if d in ("default", "synthetic") else d
+        train_pools.append(CellPool.from_hours(label, path, tr[::stride]))
+        held[label] = CellPool.from_hours(label, path, te[::stride])
         desc.append(f"{label} ({ds.attrs.get('source', '?')[:120]}; {tr.size} training and {te.size} held-out hours)")
     t0 = time.perf_counter()
     model, history = train_pp(train_pools, cfg, progress=True)
@@ -87,12 +88,49 @@ def train_diffusion_checkpoint(out, *, data=None, pp_checkpoint=None, target: st
                                channel_mult: tuple[int, ...] = (1, 2, 2), blocks: int = 1,
                                sigma_data: float | None = None, seed: int = 0, holdout: float = 0.2,
                                eval_dates: int = 6, eval_members: int = 4, eval_region: str = "europe",
-                               default: bool = False, command: str = "", log=print) -> Path:
+                               default: bool = False, command: str = "", log=print, loader: str = "stream",
+                               workers: int = 2, amp: bool = True, compile: bool = False, log_every: int = 50,
+                               ckpt_every: int | None = None, snapshot_every: int = 0, snapshot_hours: int = 2,
+                               snapshot_seeds: int = 1) -> Path:
     """Train the EDM diffusion downscaler on the PP (``target="pp"``) or on transformed tp (``"tp"``,
     the no-PP control of :mod:`ppviz.tp_target`) of ``data``, score it on ``eval_dates`` held-out
     dates and write the checkpoint ``out`` with its model card; the resumable training state goes to
     ``state_dir`` (default ``.OUT.train`` beside ``out``). Progress lines go to ``log``.
-    Returns the checkpoint path."""
+    ``loader="stream"`` reads crops lazily with ``workers`` processes (:mod:`ppviz.training.stream`,
+    memory bounded by chunks and batches); ``"memory"`` encodes the whole training span into one
+    array first (:func:`ppviz.training.diffusion_loop.train_diffusion`, small data only).
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every process trains its shard of each batch with
+    DistributedDataParallel (:mod:`ppviz.training.distributed`, stream loader only) and rank 0
+    alone scores, writes the checkpoint and logs. ``amp``: bf16 autocast on CUDA; ``compile``:
+    ``torch.compile`` (CUDA only). Returns the checkpoint path."""
+    from ppviz.training.distributed import init_from_env, shutdown
+
+    if loader not in ("stream", "memory"):
+        raise ValueError(f"loader {loader!r} must be 'stream' or 'memory'")
+    dist = init_from_env()
+    ok = False
+    try:
+        if dist.world > 1 and loader != "stream":
+            raise ValueError(f"{dist.world} processes (torchrun) need --loader stream")
+        path = _train_diffusion(out, dist, data=data, pp_checkpoint=pp_checkpoint, target=target,
+                                state_dir=state_dir, resume=resume, overwrite=overwrite, steps=steps, batch=batch,
+                                crop=crop, lr=lr, base_channels=base_channels, channel_mult=channel_mult,
+                                blocks=blocks, sigma_data=sigma_data, seed=seed, holdout=holdout,
+                                eval_dates=eval_dates, eval_members=eval_members, eval_region=eval_region,
+                                default=default, command=command, log=log if dist.writer else (lambda *a: None),
+                                loader=loader, workers=workers, amp=amp, compile=compile, log_every=log_every,
+                                ckpt_every=ckpt_every, snapshot_every=snapshot_every,
+                                snapshot_hours=snapshot_hours, snapshot_seeds=snapshot_seeds)
+        ok = True
+        return path
+    finally:
+        shutdown(dist, ok)
+
+
+def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resume, overwrite, steps, batch, crop,
+                     lr, base_channels, channel_mult, blocks, sigma_data, seed, holdout, eval_dates, eval_members,
+                     eval_region, default, command, log, loader, workers, amp, compile, log_every,
+                     ckpt_every, snapshot_every, snapshot_hours, snapshot_seeds) -> Path:
     import time
 
     import torch
@@ -102,12 +140,12 @@ def train_diffusion_checkpoint(out, *, data=None, pp_checkpoint=None, target: st
     from ppviz.data.regions import Region
     from ppviz.data.source import load_dataset
     from ppviz.diffusion.downscaler import DownscalerConfig, residual_std, static_channels
-    from ppviz.training.diffusion_loop import DiffusionTrainConfig, train_diffusion
+    from ppviz.training.diffusion_loop import DiffusionTrainConfig, train_diffusion, train_diffusion_stream
+    from ppviz.training.stream import CropSource, PPEncoder, TPZEncoder, sample_fields
     from ppviz.models.unet import UNetConfig
     from ppviz.pipeline import Models
     from ppviz.training.diffusion import diffusion_model_card, encode_fine_pp, format_heldout, heldout_scores
     from ppviz.training.pp import split_times
-
     mult = tuple(int(x) for x in channel_mult)
     out = Path(out)
     if out.exists() and not overwrite:
@@ -122,32 +160,58 @@ def train_diffusion_checkpoint(out, *, data=None, pp_checkpoint=None, target: st
           f"{held_idx.size} held-out hours; PP checkpoint {pp.name}")
     transform = None
     if target == "tp":  # the no-PP control (ppviz.tp_target): same model on a transform of tp
-        from ppviz.tp_target import encode_fine_z, fit_transform
+        from ppviz.tp_target import fit_transform
 
         transform = fit_transform(ds, train_idx)
         log(f"target: transformed tp, z = (log1p(tp / {transform.offset:g}) - {transform.mu:.4f}) / "
               f"{transform.sd:.4f} (no PP; the PP checkpoint serves only the references)")
-        pp_fine = encode_fine_z(transform, ds, train_idx)
-    else:
-        pp_fine = encode_fine_pp(pp.model, ds, train_idx)
     static = static_channels(grid)
-    sigma_data = sigma_data or round(residual_std(pp_fine[:: max(1, pp_fine.shape[0] // 64)], grid.lat), 4)
+    source = CropSource(None if data in (None, "default", "synthetic") else str(data), train_idx, grid, static,
+                        PPEncoder(pp.model) if transform is None else TPZEncoder(transform))
+    if loader == "memory":
+        if transform is None:
+            pp_fine = encode_fine_pp(pp.model, ds, train_idx)
+        else:
+            from ppviz.tp_target import encode_fine_z
+
+            pp_fine = encode_fine_z(transform, ds, train_idx)
+        sample = pp_fine[:: max(1, pp_fine.shape[0] // 64)]
+    else:
+        sample = sample_fields(source, 64, seed)
+    sigma_data = sigma_data or round(residual_std(sample, grid.lat), 4)
+    del sample
     unet = UNetConfig(base_channels=base_channels, channel_mult=mult, blocks_per_level=blocks)
     train_cfg = DiffusionTrainConfig(crop=crop, batch_size=batch, steps=steps, lr=lr,
                                      lr_warmup_steps=min(500, max(1, steps // 10)),
                                      ema_halflife_steps=max(10.0, steps / 10), seed=seed,
-                                     ckpt_every=max(1, min(500, steps)))
+                                     log_every=log_every, ckpt_every=ckpt_every or max(1, min(500, steps)))
     model_cfg = DownscalerConfig(unet=unet, sigma_data=sigma_data,
                                  schedule=training_schedule(sigma_data, train_cfg.P_mean, train_cfg.P_std))
     t0 = time.perf_counter()
-    ema = train_diffusion(pp_fine, static, grid, train_cfg, state_dir, model_config=model_cfg, resume=resume)
+    if loader == "memory":
+        ema = train_diffusion(pp_fine, static, grid, train_cfg, state_dir, model_config=model_cfg, resume=resume)
+        del pp_fine
+    else:
+        callback = None
+        if snapshot_every:
+            from ppviz.training.snapshots import snapshot_callback
+
+            callback = snapshot_callback(state_dir, snapshot_every, pp, ds, held_idx, Region.parse(eval_region),
+                                         hours=snapshot_hours, seeds=snapshot_seeds, members=eval_members,
+                                         transform=transform, extra={"pp_checkpoint": pp.name,
+                                                                     "pp_checkpoint_sha256": pp.sha256,
+                                                                     "target": target, "coarse_from": "fine"})
+        ema = train_diffusion_stream(source, train_cfg, state_dir, model_config=model_cfg, resume=resume,
+                                     workers=workers, dist=dist, amp=amp, compile=compile, progress=dist.writer,
+                                     callback=callback)
+    if not dist.writer:
+        return Path(out)  # rank 0 scores and writes the checkpoint
     seconds = time.perf_counter() - t0
     from ppviz.training.diffusion_loop import read_log
 
-    train_log = read_log(state_dir / "train_log.jsonl")
-    if train_log:
-        seconds = max(seconds, float(train_log[-1]["seconds"]))
-    del pp_fine
+    timed = [r for r in read_log(state_dir / "train_log.jsonl") if "seconds" in r]
+    if timed:
+        seconds = max(seconds, float(timed[-1]["seconds"]))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     models = Models(pp=pp.model, diffusion=ema.to(device).eval(), pp_name=pp.name, pp_sha256=pp.sha256,
                     diffusion_name=out.name, diffusion_sha256="(being written)", device=device,
