@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ppviz.checkpoints.format import CheckpointError, NAME_RE
+from ppviz.checkpoints.schedule import SAMPLER_NAMES
 
 ONNX_FILE = "model.onnx"
 ARCHITECTURE = "onnx-denoiser"
@@ -45,7 +46,7 @@ OUTPUT_NAMES = ("denoised",)
 STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
 UPSAMPLE = ("bilinear", "nearest")
 SCHEDULES = ("karras",)
-SAMPLERS = ("heun", "euler_maruyama")
+SAMPLERS = SAMPLER_NAMES  # every ppviz sampler drives an exported denoiser
 _ONNX_DTYPES = {1: "float32"}  # onnx.TensorProto.FLOAT
 
 

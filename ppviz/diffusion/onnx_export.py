@@ -181,8 +181,12 @@ def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
         raise ValueError(f"checkpoint {ckpt.name!r} has architecture {ckpt.architecture!r}; only 'edm-unet' "
                          "checkpoints (ppviz train diffusion) are exported")
     cfg = ckpt.model.config
+    s = cfg.schedule  # the checkpoint's own noise schedule travels with the export (issue 11)
     contract = make_contract(sigma_data=cfg.sigma_data, static_names=cfg.static_names, factor=cfg.factor,
-                             size_multiple=cfg.unet.size_multiple, residual=cfg.residual, upsample=cfg.upsample)
+                             size_multiple=cfg.unet.size_multiple, residual=cfg.residual, upsample=cfg.upsample,
+                             noise_schedule={"sigma_min": s.sigma_min, "sigma_max": s.sigma_max, "rho": s.rho,
+                                             "steps": s.default_steps, "sampler": s.sampler,
+                                             "min_steps": dict(s.min_steps)})
     extra = {k: v for k, v in ckpt.extra.items() if k not in ("default", "summary")}
     extra["summary"] = f"ONNX export of {ckpt.name} ({ckpt.extra.get('summary', 'a ppviz diffusion model')})"
     extra["exported_from"] = {"checkpoint": ckpt.name, "sha256": ckpt.sha256, "architecture": ckpt.architecture}

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ppviz.checkpoints.schedule import Schedule
 from ppviz.diffusion.downscaler import STATIC_CHANNELS, Downscaler
 from ppviz.models.unet import pad_to_multiple
 
@@ -47,6 +48,15 @@ class OnnxConfig:
     @property
     def cond_channels(self) -> int:
         return 1 + len(self.static_names)
+
+    @property
+    def schedule(self) -> Schedule:
+        """The contract's noise schedule as a ppviz :class:`Schedule` (what the samplers use by
+        default); a contract without ``min_steps`` allows 2 steps of its sampler."""
+        ns = self.noise_schedule
+        sampler, steps = ns.get("sampler", "heun"), int(ns.get("steps", 18))
+        return Schedule(sigma_min=float(ns["sigma_min"]), sigma_max=float(ns["sigma_max"]), rho=float(ns["rho"]),
+                        min_steps=dict(ns.get("min_steps") or {sampler: 2}), sampler=sampler, default_steps=steps)
 
 
 def providers_for(device) -> list[str]:
