@@ -6,6 +6,7 @@ only. Tabs render lazily (only the page you look at is drawn); the open page is 
 (``?page=N``), so a link reproduces a view.
 """
 
+import json
 import warnings
 
 import panel as pn
@@ -69,21 +70,24 @@ def _chosen_data() -> tuple[str, str]:
 
 # Choosing a dataset reloads the app on it: a new ?data= and the data's own default hour and region.
 _RELOAD_ON_DATA = """
+const names = %s;
 const p = new URLSearchParams(window.location.search);
-p.set('data', cb_obj.value); p.delete('time'); p.delete('region'); p.delete('box');
+p.set('data', names[cb_obj.value] || cb_obj.value); p.delete('time'); p.delete('region'); p.delete('box');
 window.location.search = p.toString();
 """
 
 
 def _data_header(state, ds):
     """The dataset choice and what the data are (real ERA5 with its attribution, or synthetic)."""
-    choice = pn.widgets.Select(name="", options=M.dataset_choices(), value=state.data, width=300,
-                               margin=(8, 10), stylesheets=[":host { --background-color: white; }"])
-    choice.jscallback(value=_RELOAD_ON_DATA)
+    choice = pn.widgets.Select(name="", options=M.dataset_choices(), value=state.data, width=300, margin=(8, 10),
+                               stylesheets=["select.bk-input { color: #1f1f1f; background-color: white; }"])
+    # the browser's value is the option's label: the script maps it to the registry name
+    choice.jscallback(value=_RELOAD_ON_DATA % json.dumps(M.dataset_choices()))
     about = markdown(
-        f"**Device: {M.device_label()}** · data: **{text(M.dataset_label(ds))}** · "
-        f"{str(ds.time.values[0])[:13]} to {str(ds.time.values[-1])[:13]}",
-        styles={"color": "white"}, sizing_mode="stretch_width", css_classes=["ppviz-data-label"],
+        f"**Device: {M.device_label()}** · {str(ds.time.values[0])[:10]} to {str(ds.time.values[-1])[:10]} "
+        f"({ds.sizes['time']} hours)  \ndata: **{text(M.dataset_label(ds))}**",
+        styles={"color": "white", "font-size": "0.85em", "line-height": "1.3"}, sizing_mode="stretch_width",
+        margin=(2, 10),
     )
     return pn.Row(choice, about, sizing_mode="stretch_width")
 

@@ -33,8 +33,8 @@ class DataMapPage(pn.viewable.Viewer):
         tp_map = image(tp, bounds, kind="tp", title=f"TP (mm/h), {when}").opts(**size)
         vimd_map = image(vimd, bounds, kind="diverging", title=f"VIMD (mm/h), {when}", label="vimd").opts(**size)
         layout = hv.Layout([hv.Overlay([tp_map, *paths]), hv.Overlay([vimd_map, *paths])]).cols(2)
-        note = markdown(f"*{text(message)}*  \nData: {text(M.dataset_label(self.state.ds))}; "
-                        f"{text(self.state.ds.attrs.get('source', '?'))}", sizing_mode="stretch_width")
+        note = markdown(f"*{text(message)}*  \nData: {text(M.dataset_label(self.state.ds))}",
+                        sizing_mode="stretch_width")
         return pn.Column(pn.pane.HoloViews(layout, sizing_mode="stretch_width", linked_axes=True), note,
                          sizing_mode="stretch_width")
 

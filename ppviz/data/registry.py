@@ -34,7 +34,7 @@ DATA_ENV = "PPVIZ_DATA"
 #: name -> title shown in the app's dataset choice
 TITLES = {
     SYNTHETIC: "Synthetic Europe",
-    ERA5_SAMPLE: "ERA5 sample (real, 2 days, 45-55N 0-10E)",
+    ERA5_SAMPLE: "ERA5 sample (real, 2 days)",
     CONFIGURED: "Configured dataset (PPVIZ_DATA)",
 }
 
