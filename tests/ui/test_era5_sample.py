@@ -83,6 +83,10 @@ def test_regions_outside_the_data_and_bad_data_are_refused_with_the_reason(tall,
     expect(page.locator("select:has(option:text-is('Alps'))")).to_have_count(0)  # not offered
     _open(page, app_url, "data=nope")
     expect(page.get_by_text("unknown dataset 'nope'; allowed: synthetic, era5-sample")).to_be_visible()
+    # markup in the value stays text
+    _open(page, app_url, "data=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E")
+    expect(page.get_by_text("unknown dataset '<img src=x onerror=alert(1)>'")).to_be_visible()
+    assert page.locator("img[src=x]").count() == 0
 
 
 def test_choosing_the_dataset_in_the_header_reloads_on_it(tall, app_url):
