@@ -114,8 +114,9 @@ def open_dataset(path) -> xr.Dataset:
     return ds
 
 
-def write_dataset(ds: xr.Dataset, path) -> Path:
-    """Write ``ds`` to ``path`` (zarr if the suffix is .zarr, else netCDF) atomically.
+def write_dataset(ds: xr.Dataset, path, *, complevel: int = 4, shuffle: bool = False) -> Path:
+    """Write ``ds`` to ``path`` (zarr if the suffix is .zarr, else netCDF with zlib ``complevel``
+    and optionally the byte shuffle filter) atomically.
 
     The data goes to a temporary sibling first and is renamed into place, so an interrupted
     write never leaves a partial file at ``path``.
@@ -130,7 +131,7 @@ def write_dataset(ds: xr.Dataset, path) -> Path:
                 warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
                 ds.to_zarr(tmp, mode="w")
         else:
-            enc = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars}
+            enc = {v: {"zlib": True, "complevel": complevel, "shuffle": shuffle} for v in ds.data_vars}
             ds.to_netcdf(tmp, engine="netcdf4", encoding=enc)
         if path.exists():
             _remove(path)

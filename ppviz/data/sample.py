@@ -14,6 +14,7 @@ from pathlib import Path
 
 import xarray as xr
 
+from ppviz.data.canonical import write_dataset
 from ppviz.data.prepare import LICENCE, prepare_dataset
 
 #: (day, level kind) of the raw sample: ``pl`` pressure levels, ``ml`` model levels.
@@ -72,18 +73,4 @@ def build_era5_sample(raw_dir) -> xr.Dataset:
 
 def write_era5_sample(ds: xr.Dataset, path) -> Path:
     """Write the sample as compressed netCDF (zlib 9 with shuffle; float32 values unchanged)."""
-    import os
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    enc = {v: {"zlib": True, "complevel": 9, "shuffle": True} for v in ds.data_vars}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp, engine="netcdf4", encoding=enc)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_dataset(ds, path, complevel=9, shuffle=True)
