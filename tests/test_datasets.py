@@ -88,3 +88,13 @@ def test_cli_gibbs_without_region_takes_the_data_extent(tmp_path, capsys):
     assert main(["gibbs", "--data", "era5-sample", "--time", "2020-01-01T06", "--region", "alps",
                  "--out", str(out)]) == 2
     assert "does not contain region alps" in capsys.readouterr().err
+
+
+def test_cli_downscale_without_region_runs_over_the_data_extent(tiny, tmp_path):
+    out = tmp_path / "ens.nc"
+    assert main(["downscale", "--data", "era5-sample", "--start", "2022-08-31T15", "--members", "2", "--steps", "2",
+                 "--checkpoint", tiny, "--workers", "0", "--device", "cpu", "--out", str(out)]) == 0
+    with xr.open_dataset(out) as ds:
+        assert ds.attrs["region"] == "sample"
+        assert ds.sizes["member"] == 2 and ds.sizes["lat"] == 40 and ds.sizes["lon"] == 40
+        assert float(ds.lat.min()) == 45.0 and float(ds.lon.max()) == 9.75
