@@ -140,7 +140,8 @@ def train_diffusion_checkpoint(out, *, data=None, pp_checkpoint=None, target: st
     if n:
         # spread the held-out dates evenly over the held-out period, at varying hours
         pick = held_days[np.linspace(0, held_days.size - 1, n).round().astype(int)]
-        scores = heldout_scores(models, ds, pick, Region.parse(eval_region) if eval_region else data_extent(ds), members=eval_members,
+        region = Region.parse(eval_region) if eval_region else data_extent(ds)
+        scores = heldout_scores(models, ds, pick, region, members=eval_members,
                                 steps=18, seed=seed)
         log(format_heldout(scores))
     desc = (f"{ds.attrs.get('source', 'dataset')[:160]} ({data or 'default'}), "
