@@ -458,13 +458,15 @@ class DownscalePage(pn.viewable.Viewer):
 
     # -- export -----------------------------------------------------------------------------
     def _netcdf(self):
+        from ppviz.data.canonical import write_dataset
+
         v = self._view
         if v is None or v.run is None:
             return None
         ds = v.run.to_dataset()
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "ensemble.nc")
-            ds.to_netcdf(path)
+            write_dataset(ds, path)  # CF-1.8 clean, as every file ppviz writes
             with open(path, "rb") as f:
                 return io.BytesIO(f.read())
 

@@ -40,6 +40,10 @@ class EvaluationPage(pn.viewable.Viewer):
     steps = param.Integer(default=8, bounds=(2, 100))
     seed = param.Integer(default=0, bounds=(0, 2**31 - 1))
     directory = param.String(default="", doc="evaluation directory to load (metrics.json + netCDF)")
+    predictions = param.String(default="", doc="predictions file made elsewhere (netCDF or zarr)")
+    truth = param.String(default="", doc="truth file (empty: in the predictions file)")
+    pred_var = param.String(default="", doc="predictions variable (empty: found by CF standard_name or name)")
+    pred_units = param.String(default="", doc="units of the predictions (empty: the file's)")
 
     def __init__(self, state: SharedState, **params):
         super().__init__(**params)
@@ -58,11 +62,14 @@ class EvaluationPage(pn.viewable.Viewer):
         self._jobs = JobView(on_done=self._done, on_message=self._show)
         self._url_note = url_state(self, {"checkpoint": "eval_ckpt", "start": "eval_start", "end": "eval_end",
                                           "members": "eval_members", "steps": "eval_steps", "seed": "eval_seed",
-                                          "directory": "eval_dir"})
+                                          "directory": "eval_dir", "predictions": "eval_pred",
+                                          "truth": "eval_truth", "pred_var": "eval_var", "pred_units": "eval_units"})
         self._run_btn = pn.widgets.Button(label="Evaluate range", color="primary", width=140)
         self._run_btn.on_click(self._on_run)
         self._load_btn = pn.widgets.Button(label="Load directory", color="default", width=140)
         self._load_btn.on_click(self._on_load)
+        self._pred_btn = pn.widgets.Button(label="Score predictions", color="default", width=140)
+        self._pred_btn.on_click(self._on_predictions)
         self._json = pn.widgets.FileDownload(callback=self._metrics_json, filename="metrics.json",
                                              label="metrics.json", color="success", width=140, disabled=True)
 
@@ -82,6 +89,18 @@ class EvaluationPage(pn.viewable.Viewer):
             return
         self._show()
         job = default_queue().submit(lambda j: E.evaluate_range(req, j), label=f"evaluate {req.start}..{req.end}")
+        self._jobs.watch([job])
+
+    def _on_predictions(self, _=None):
+        try:
+            ds = E.open_predictions_file(self.predictions, truth=self.truth, var=self.pred_var, units=self.pred_units)
+        except Exception as exc:  # noqa: BLE001
+            self._show(alert(error_text(exc)))
+            return
+        self._show(alert(f"Scoring {text(ds.attrs['predictions_var'])} ({text(ds.attrs['time_step'])}, "
+                         f"{ds.sizes['member']} members x {ds.sizes['time']} times) against "
+                         f"{text(ds.attrs['truth_var'])}", "info"))
+        job = default_queue().submit(lambda j: E.evaluate_predictions(ds, j), label="score predictions")
         self._jobs.watch([job])
 
     def _done(self, jobs):
@@ -230,7 +249,13 @@ class EvaluationPage(pn.viewable.Viewer):
             self._run_btn, self._jobs,
             markdown("**Or load** a directory written by `ppviz evaluate` (`metrics.json` and `metrics.nc`):"),
             pn.widgets.TextInput.from_param(self.param.directory, label="Directory on the server", width=w),
-            self._load_btn, self._json,
+            self._load_btn,
+            markdown("**Or score** a predictions file made elsewhere (CorrDiff, Earth2Studio, CF, cfgrib ensembles):"),
+            pn.widgets.TextInput.from_param(self.param.predictions, label="Predictions file on the server", width=w),
+            pn.widgets.TextInput.from_param(self.param.truth, label="Truth file (empty: in the same file)", width=w),
+            pn.Row(pn.widgets.TextInput.from_param(self.param.pred_var, label="Variable", width=w // 2 - 5),
+                   pn.widgets.TextInput.from_param(self.param.pred_units, label="Units", width=w // 2 - 5)),
+            self._pred_btn, self._json,
             width=CONTROL_WIDTH + 20,
         )
         main = pn.Column(self._url_note, self._messages, how_to_read("evaluation"), self._summary, self._curves, self._maps, sizing_mode="stretch_width")

@@ -22,3 +22,6 @@ FINE_DX_KM = FINE_RES_DEG * KM_PER_DEG
 #: Rates below this (mm/h) are drawn clear on every precipitation map (dashboard and PNG figures);
 #: it is also the wet threshold of the PP metrics (wet means ``tp >= 0.1`` mm/h).
 DRY_THRESHOLD_MMH = 0.1
+#: Density of liquid water, kg m-3: a water mass per area (kg m-2) is a depth (m) once divided by it,
+#: so 1 kg m-2 = 1 mm of liquid water equivalent (CF ``lwe_`` quantities).
+WATER_DENSITY = 1000.0

@@ -46,7 +46,7 @@ from ppviz.data.grid import COARSE_FACTOR, Grid, coarsen_blocks
 from ppviz.data.regions import Region
 from ppviz.request import COARSE_FROM, DownscaleRequest, check_request
 
-TP_ATTRS = {"units": "mm h-1", "standard_name": "precipitation_flux_expressed_as_rate",
+TP_ATTRS = {"units": "mm h-1", "standard_name": "lwe_precipitation_rate",
             "long_name": "total precipitation rate"}
 PP_ATTRS = {"units": "1", "long_name": "pseudo-precipitation (standard normal latent)"}
 

@@ -67,3 +67,16 @@ def tiny(tmp_path_factory, request):
     mp.setenv("PPVIZ_CHECKPOINTS", str(root))
     yield name
     mp.undo()
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """``run_cli(*argv)`` runs ``ppviz argv`` in-process; returns (exit status, stdout, stderr)."""
+    from ppviz.cli import main
+
+    def run(*argv):
+        code = main([str(a) for a in argv])
+        cap = capsys.readouterr()
+        return code, cap.out, cap.err
+
+    return run

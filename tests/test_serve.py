@@ -268,7 +268,7 @@ def _free_port() -> int:
 
 def _http(port, method, path, headers=None, body=None):
     """One request to 127.0.0.1:port, no redirects followed: (status, headers, body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=90)  # the first page of a session builds the app: slow on a busy 2-core machine
     try:
         conn.request(method, path, body=body, headers=headers or {})
         r = conn.getresponse()

@@ -112,7 +112,7 @@ def venv(wheel, tmp_path_factory) -> dict:
 
 def test_the_wheel_carries_library_dashboard_and_checkpoints(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "ppviz/__init__.py" in names and "ppviz/cli.py" in names and "ppviz/resources.py" in names
+    assert "ppviz/__init__.py" in names and "ppviz/cli/__init__.py" in names and "ppviz/resources.py" in names
     assert "ppviz/dashboard/app.py" in names
     assert "ppviz/assets/era5-sample.nc" in names and "ppviz/assets/README.md" in names  # the ERA5 sample
     pages = {p.name for p in (REPO / "pages").glob("*.py")}

@@ -20,6 +20,8 @@ message names the checkpoint and says exactly what is wrong.
 - :mod:`ppviz.checkpoints.lookup`: names, the directories they are looked up in, listing, no torch;
 - :mod:`ppviz.checkpoints.store`: :func:`save_checkpoint` and :func:`load_checkpoint` (torch),
   imported on first use of those names, so listing checkpoints never imports torch.
+- :mod:`ppviz.checkpoints.onnx_contract`: ONNX checkpoints (``model.onnx`` + the contract in
+  ``config.json``, architecture ``onnx-denoiser``): a denoiser made elsewhere, run by onnxruntime.
 """
 
 from __future__ import annotations

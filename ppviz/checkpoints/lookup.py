@@ -9,7 +9,10 @@ never listed). **Collisions: the first directory wins**, so a shipped ``pretrain
 always means the same weights (the names in the README and model cards stay reproducible); a
 user checkpoint of the same name is still listed, marked ``shadowed_by``, and can be loaded by
 its path. A name lookup only ever returns a directory inside one of the configured directories
-(a symlink that leads outside is refused). Nothing here imports torch.
+(a symlink that leads outside is refused). A directory holding ``model.onnx`` instead of
+``model.safetensors`` is an exported denoiser (:mod:`ppviz.checkpoints.onnx_contract`): listed and
+resolved the same way; its ``config.json`` and ``model.onnx`` must not be links leading out of it.
+Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from pathlib import Path
 
 from ppviz import __version__, resources
 from ppviz.checkpoints.format import CONFIG_FILE, FORMAT_VERSION, NAME_RE, NAME_RULE, WEIGHTS_FILE, CheckpointError
+from ppviz.checkpoints.onnx_contract import ARCHITECTURE as ONNX_ARCHITECTURE
+from ppviz.checkpoints.onnx_contract import ONNX_FILE
 from ppviz.checkpoints.registry import ARCHITECTURES
 
 ENV_DIRS = "PPVIZ_CHECKPOINTS"
@@ -66,9 +71,17 @@ def read_config(path: Path, label: str) -> dict:
     """config.json of the checkpoint directory ``path``, with its required keys checked."""
     if not path.is_dir():
         raise CheckpointError(f"checkpoint {label}: no such directory {path}")
-    missing = [f for f in (CONFIG_FILE, WEIGHTS_FILE) if not (path / f).is_file()]
+    onnx = (path / ONNX_FILE).exists() and not (path / WEIGHTS_FILE).exists()  # an exported denoiser
+    weights_file = ONNX_FILE if onnx else WEIGHTS_FILE
+    if not (path / WEIGHTS_FILE).exists() and not (path / ONNX_FILE).exists():
+        weights_file = f"{WEIGHTS_FILE} (or {ONNX_FILE}, for an exported denoiser)"
+    missing = [f for f in (CONFIG_FILE, weights_file) if not (path / f.split(" ")[0]).is_file()]
     if missing:
         raise CheckpointError(f"checkpoint {label} ({path}): missing {' and '.join(missing)}")
+    for f in (CONFIG_FILE, ONNX_FILE) if onnx else ():  # nothing of an ONNX checkpoint is read from outside it
+        if not (path / f).resolve().is_relative_to(path.resolve()):
+            raise CheckpointError(f"checkpoint {label} ({path}): {f} is a link leading outside the checkpoint "
+                                  f"directory (to {(path / f).resolve()}); refused")
     try:
         doc = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -84,7 +97,7 @@ def read_config(path: Path, label: str) -> dict:
     absent = [k for k in need if k not in doc]
     weights = doc.get("weights")
     if isinstance(weights, dict):
-        absent += [f"weights.{k}" for k in ("sha256", "tensors") if k not in weights]
+        absent += [f"weights.{k}" for k in (("sha256", "format") if onnx else ("sha256", "tensors")) if k not in weights]
     elif "weights" in doc:
         absent.append("weights (not an object)")
     if not isinstance(doc.get("config", {}), dict):
@@ -96,6 +109,15 @@ def read_config(path: Path, label: str) -> dict:
             f"checkpoint {label} ({path}): unknown architecture {doc['architecture']!r}; "
             f"known architectures: {sorted(ARCHITECTURES)}"
         )
+    if onnx and (doc["architecture"] != ONNX_ARCHITECTURE or doc["weights"].get("format") != "onnx"):
+        raise CheckpointError(
+            f"checkpoint {label} ({path}): holds {ONNX_FILE} but {CONFIG_FILE} declares architecture "
+            f"{doc['architecture']!r} with weights format {doc['weights'].get('format')!r}; an ONNX checkpoint "
+            f"has architecture {ONNX_ARCHITECTURE!r} and weights format 'onnx'"
+        )
+    if not onnx and doc["architecture"] == ONNX_ARCHITECTURE:
+        raise CheckpointError(f"checkpoint {label} ({path}): architecture {ONNX_ARCHITECTURE!r} needs {ONNX_FILE}, "
+                              "which is missing")
     return doc
 
 
@@ -104,7 +126,7 @@ def _is_candidate(sub: Path) -> bool:
     return (
         is_valid_name(sub.name)
         and sub.is_dir()
-        and ((sub / CONFIG_FILE).exists() or (sub / WEIGHTS_FILE).exists())
+        and any((sub / f).exists() for f in (CONFIG_FILE, WEIGHTS_FILE, ONNX_FILE))
     )
 
 

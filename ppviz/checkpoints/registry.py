@@ -133,3 +133,5 @@ def _build_pp(config: dict) -> nn.Module:
 register_architecture("pp-mlp", "ppviz.models.pp:PPConfig", _build_pp)
 # The conditional EDM U-Net; its module is imported only when such a checkpoint is built.
 register_architecture("edm-unet", None, "ppviz.diffusion.downscaler:build_from_config")
+# A denoiser exported to ONNX (ppviz.checkpoints.onnx_contract), run by onnxruntime.
+register_architecture("onnx-denoiser", None, "ppviz.diffusion.onnx_model:build_from_config")

@@ -261,6 +261,8 @@ def load_checkpoint(
     doc = read_config(path, label)
     if kind is not None and doc["kind"] != kind:
         raise CheckpointError(f"{where} is a {doc['kind']!r} checkpoint, not {kind!r}")
+    if doc["weights"].get("format") == "onnx":
+        return _load_onnx(path, doc, where, device)
 
     data = (path / WEIGHTS_FILE).read_bytes()
     try:
@@ -313,3 +315,18 @@ def load_checkpoint(
         raise CheckpointError(f"{where}: {WEIGHTS_FILE} could not be loaded: {e}") from None
     model.to(device).eval()
     return LoadedCheckpoint(model=model, config=doc, path=path, sha256=sha, name=path.name, kind=doc["kind"])
+
+
+def _load_onnx(path: Path, doc: dict, where: str, device) -> LoadedCheckpoint:
+    """An ONNX checkpoint (:mod:`ppviz.checkpoints.onnx_contract`): contract, then file checks, then build."""
+    from ppviz.checkpoints.onnx_contract import check_contract, read_onnx_model
+
+    contract = check_contract(doc["config"], where)
+    proto = read_onnx_model(path, {**doc, "config": contract}, where)
+    _, build = ARCHITECTURES[doc["architecture"]].resolved()
+    try:
+        model = build(contract, onnx_model=proto.SerializeToString(), device=device)
+    except (RuntimeError, ValueError) as e:  # onnxruntime refuses the graph (unknown op, bad types)
+        raise CheckpointError(f"{where}: cannot build the ONNX denoiser: {str(e).splitlines()[0]}") from None
+    return LoadedCheckpoint(model=model, config=doc, path=path, sha256=str(doc["weights"]["sha256"]), name=path.name,
+                            kind=doc["kind"])

@@ -2,7 +2,7 @@
 
 :mod:`ppviz.cli.data` (``data``, ``gibbs``, ``encode``, ``regions``), :mod:`ppviz.cli.train`
 (``train pp``, ``train diffusion``), :mod:`ppviz.cli.downscale` (``downscale``, ``evaluate``),
-:mod:`ppviz.cli.dashboard` (``serve``). Each parses and checks its arguments and calls the library.
+:mod:`ppviz.cli.export` (``export onnx``), :mod:`ppviz.cli.dashboard` (``serve``). Each parses and checks its arguments and calls the library.
 Every failure a user can cause ends in one line ``ppviz: error: ...`` on stderr and exit status 2.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ppviz.cli import dashboard, data, downscale, train
+from ppviz.cli import dashboard, data, downscale, export, train
 from ppviz.cli.common import UserError
 
 __all__ = ["UserError", "build_parser", "main"]
@@ -20,7 +20,7 @@ __all__ = ["UserError", "build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ppviz", description="Pseudo-precipitation downscaling over Europe.")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (data, train, downscale, dashboard):
+    for group in (data, train, downscale, export, dashboard):
         group.add_parsers(sub)
     return p
 

@@ -62,8 +62,22 @@ def _cmd_evaluate(args) -> int:
         raise UserError("give --workers or --scheduler, not both")
     if args.workers is not None:
         check_range("--workers", args.workers, 0, 256)
-    ds = open_ensemble(args.ensemble, time_chunk=args.time_chunk)
-    names = parse_baselines(args.baselines, ds)
+    if (args.ensemble is None) == (args.predictions is None):
+        raise UserError("give --ensemble or --predictions (one of them)")
+    if args.ensemble is not None:
+        extra = [f for f in ("truth", "var", "truth_var", "member_dim", "units") if getattr(args, f) is not None]
+        if extra:
+            raise UserError(f"--{extra[0].replace('_', '-')} goes with --predictions, not --ensemble")
+        ds = open_ensemble(args.ensemble, time_chunk=args.time_chunk)
+        names = parse_baselines(args.baselines, ds)
+    else:
+        from ppviz.data.predictions import open_predictions
+
+        ds = open_predictions(args.predictions, truth=args.truth, var=args.var, truth_var=args.truth_var,
+                              member_dim=args.member_dim, units=args.units, time_chunk=args.time_chunk)
+        if ds.sizes["member"] < 2:
+            raise UserError(f"{args.predictions} has {ds.sizes['member']} member; the ensemble scores need at least 2")
+        names = parse_baselines(args.baselines or "none", ds)
     client = None
     if args.scheduler or args.workers:
         from distributed import Client
@@ -73,7 +87,8 @@ def _cmd_evaluate(args) -> int:
         client = Client(args.scheduler) if args.scheduler else local_cluster_client(args.workers)
         print(f"dask: {args.scheduler or 'LocalCluster'} with {len(client.scheduler_info()['workers'])} workers")
     try:
-        ev = evaluate_ensemble(ds, baselines=names, client=client, time_chunk=args.time_chunk)
+        ev = evaluate_ensemble(ds, baselines=names, client=client, time_chunk=args.time_chunk,
+                               gibbs=args.ensemble is not None)
     finally:
         if client is not None:
             cluster = getattr(client, "cluster", None)
@@ -81,8 +96,9 @@ def _cmd_evaluate(args) -> int:
             if cluster is not None and not args.scheduler:
                 cluster.close()
     paths = write_outputs(ev, ds, args.out, max_map_dates=args.max_map_dates)
-    print(f"{args.ensemble}: {ev.settings['n_times']} times x {ev.settings['n_members']} members, "
-          f"region {ev.settings.get('region', '?')}, model {ev.settings.get('diffusion_checkpoint', '?')}")
+    model = ev.settings.get('diffusion_checkpoint') or ev.settings.get('predictions_var', '?')
+    print(f"{args.ensemble or args.predictions}: {ev.settings['n_times']} times x {ev.settings['n_members']} members "
+          f"({ev.settings.get('time_step', 'hourly')}), region {ev.settings.get('region', '?')}, model {model}")
     print(format_table(ev.scalars, ev.gibbs))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
@@ -110,8 +126,21 @@ def add_parsers(sub) -> None:
     ds_.add_argument("--out", required=True, help="output .nc or .zarr")
     ds_.set_defaults(func=_cmd_downscale)
 
-    ev = sub.add_parser("evaluate", help="score a `ppviz downscale` output: metrics.json, metrics.nc, PNG figures")
-    ev.add_argument("--ensemble", required=True, help="a ppviz downscale output (.nc or .zarr) with tp_truth")
+    ev = sub.add_parser("evaluate", help="score a `ppviz downscale` output or predictions made elsewhere: "
+                                         "metrics.json, metrics.nc, PNG figures")
+    ev.add_argument("--ensemble", default=None, help="a ppviz downscale output (.nc or .zarr) with tp_truth")
+    ev.add_argument("--predictions", default=None,
+                    help="an ensemble from another system (netCDF with groups, or zarr): CorrDiff, Earth2Studio, CF, "
+                         "cfgrib layouts")
+    ev.add_argument("--truth", default=None, help="file with the truth (default: <var>_truth or truth/<var> in "
+                                                  "the predictions file)")
+    ev.add_argument("--var", default=None, help="predictions variable, NAME or GROUP/NAME (default: found by CF "
+                                                "standard_name, then tp, pr, precip, total_precipitation)")
+    ev.add_argument("--truth-var", default=None, help="truth variable, NAME or GROUP/NAME")
+    ev.add_argument("--member-dim", default=None,
+                    help="ensemble dim (default: member, ensemble, sample, number or realization)")
+    ev.add_argument("--units", default=None, help="UDUNITS units of the predictions, overriding the file's and "
+                                                  "filling in a truth without units, e.g. 'mm h-1', 'kg m-2 s-1', 'm'")
     ev.add_argument("--out", required=True, help="output directory")
     ev.add_argument("--baselines", default=None,
                     help="comma-separated baselines to score (default: bicubic,nearest,pp_bicubic; 'none': none)")

@@ -116,12 +116,18 @@ def open_dataset(path) -> xr.Dataset:
 
 def write_dataset(ds: xr.Dataset, path, *, complevel: int = 4, shuffle: bool = False) -> Path:
     """Write ``ds`` to ``path`` (zarr if the suffix is .zarr, else netCDF with zlib ``complevel``
-    and optionally the byte shuffle filter) atomically.
+    and optionally the byte shuffle filter) atomically, CF-1.8 clean.
+
+    :func:`ppviz.data.cf_out.cf_ready` fixes data types, coordinate attributes and global
+    attributes first (values unchanged).
 
     The data goes to a temporary sibling first and is renamed into place, so an interrupted
     write never leaves a partial file at ``path``.
     """
+    from ppviz.data.cf_out import cf_ready
+
     path = Path(path)
+    ds, enc = cf_ready(ds)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
     try:
@@ -129,9 +135,11 @@ def write_dataset(ds: xr.Dataset, path, *, complevel: int = 4, shuffle: bool = F
             with warnings.catch_warnings():
                 # zarr 3 warns that consolidated metadata is not in its spec; xarray still uses it
                 warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-                ds.to_zarr(tmp, mode="w")
+                ds.to_zarr(tmp, mode="w", encoding=enc)
         else:
-            enc = {v: {"zlib": True, "complevel": complevel, "shuffle": shuffle} for v in ds.data_vars}
+            for v in ds.data_vars:
+                if ds[v].dtype.kind in "fiu":
+                    enc[v] = {**enc.get(v, {}), "zlib": True, "complevel": complevel, "shuffle": shuffle}
             ds.to_netcdf(tmp, engine="netcdf4", encoding=enc)
         if path.exists():
             _remove(path)

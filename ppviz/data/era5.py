@@ -109,6 +109,13 @@ def factor_to_mm_per_hour(units: str | None, name: str, path=None) -> tuple[floa
         units = DEFAULT_UNITS[name]
     key = normalise_units(units)
     if key not in UNIT_FACTORS:
+        from ppviz.data.cf import to_mm_per_hour as cf_to_mm_per_hour, units_kind
+
+        try:  # any other UDUNITS rate (mm day-1, kg m-2 d-1 ...) through cf-units
+            if units_kind(str(units)) == "rate":
+                return float(cf_to_mm_per_hour(np.array([1.0]), str(units))[0]), str(units)
+        except ValueError:
+            pass
         raise ValueError(
             f"{name!r}{_in(path)} has units {units!r}, which ppviz cannot convert to mm/h; "
             f"accepted units: {', '.join(repr(u) for u in UNIT_FACTORS)}"
@@ -217,6 +224,19 @@ def to_mm_per_hour(da: xr.DataArray, name: str, variable: str, path=None) -> xr.
     return out
 
 
+def _cf_precipitation(ds: xr.Dataset, path) -> str | None:
+    """The one precipitation variable of a CF file (``pr``, or any name with a precipitation
+    ``standard_name``, see :mod:`ppviz.data.cf`); None if there is none; ValueError if several."""
+    from ppviz.data.cf import is_precip
+
+    scored = sorted(((is_precip(ds[v], v), str(v)) for v in ds.data_vars if is_precip(ds[v], v)),
+                    key=lambda sv: -sv[0])  # best score first, file order within a score
+    best = [v for s_, v in scored if scored and s_ == scored[0][0]]
+    if len(best) > 1:
+        raise ValueError(f"{path} has several precipitation variables {best}; ppviz reads one tp per file")
+    return best[0] if best else None
+
+
 def read_single_level(path, variable: str) -> xr.DataArray:
     """Read ERA5 ``tp`` or ``vimd`` from a single-level netCDF file, in mm/h.
 
@@ -225,7 +245,8 @@ def read_single_level(path, variable: str) -> xr.DataArray:
     path : str or Path
         netCDF file as the CDS (or ``grib_to_netcdf``, or ``ppviz data vimd``) writes it.
     variable : {'tp', 'vimd'}
-        Which quantity to read; the file variable is found by name (:data:`VARIABLE_NAMES`).
+        Which quantity to read; the file variable is found by name (:data:`VARIABLE_NAMES`); for
+        ``tp``, a CF file's precipitation (``pr``, or a precipitation ``standard_name``) too.
 
     Returns
     -------
@@ -243,7 +264,12 @@ def read_single_level(path, variable: str) -> xr.DataArray:
     path = Path(path)
     ds = open_netcdf(path)
     try:
-        name = find_variable(ds, VARIABLE_NAMES[variable], variable, path)
+        try:
+            name = find_variable(ds, VARIABLE_NAMES[variable], variable, path)
+        except ValueError:
+            name = _cf_precipitation(ds, path) if variable == "tp" else None
+            if name is None:
+                raise
         da = tidy_era5(ds[name], path)
         if set(da.dims) != {"time", "lat", "lon"}:
             raise ValueError(

@@ -166,7 +166,8 @@ def evaluate_ensemble(ds: xr.Dataset, *, baselines=DEFAULT_BASELINES, client=Non
     g = gibbs_of_truth(ds) if gibbs else {"skipped": "not asked"}
     info = {k: json_ready(ds.attrs[k]) for k in ("region", "diffusion_checkpoint", "diffusion_checkpoint_sha256",
                                             "diffusion_target", "pp_checkpoint", "members", "steps", "seed",
-                                            "data", "history") if k in ds.attrs}
+                                            "data", "history", "predictions", "predictions_var", "truth_source",
+                                            "truth_var", "units_in", "time_step", "member_dims") if k in ds.attrs}
     info.update({"n_times": int(ds.sizes["time"]), "n_members": int(ds.sizes["member"]),
                  "time_range": [str(np.datetime_as_string(ds.time.values[0], unit="m")),
                                 str(np.datetime_as_string(ds.time.values[-1], unit="m"))]

@@ -11,18 +11,22 @@ An *evaluation directory* is what ``ppviz evaluate`` (and the Evaluation page's 
 :class:`EvaluationResult` is what an evaluation computes and what a directory holds;
 :func:`save_evaluation` writes it (both files atomically: a temporary sibling, then a rename),
 :func:`read_evaluation` reads it back (any ``*.nc`` in the directory is split by variable name
-into curves, maps and gridded fields).
+into curves, maps and gridded fields). ``metrics.nc`` is CF-1.8 clean like every file ppviz writes
+(:mod:`ppviz.data.cf_out`): its string dimensions (``forecast``, ``source``...) are stored as
+``<dim>_label`` variables, which :func:`read_evaluation` turns back into coordinates.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from ppviz.data.cf_out import restore_labels
 from ppviz.io import json_ready, write_json_atomic
 
 __all__ = ["CURVES", "MAPS", "EvaluationResult", "metrics_dataset", "read_evaluation", "save_evaluation",
@@ -74,7 +78,8 @@ def _netcdf_attrs(attrs: dict) -> dict:
             v = list(v)
         elif isinstance(v, (dict, list, tuple)):
             v = json.dumps(json_ready(v))
-        out[k] = v
+        # netCDF attribute names: letters, digits, '_' (a settings key from elsewhere may hold more)
+        out[re.sub(r"[^A-Za-z0-9_]", "_", str(k)) or "_"] = v
     return out
 
 
@@ -97,9 +102,9 @@ def metrics_dataset(result: EvaluationResult) -> xr.Dataset:
         out[v].attrs = _netcdf_attrs(out[v].attrs)
         if out[v].dtype == object:
             out[v] = out[v].astype(str)
-    out.attrs = {"Conventions": "CF-1.8", "title": "ppviz evaluate: gridded metrics and curves",
-                 **{k: (v if isinstance(v, (int, float, str)) else str(v))
-                    for k, v in result.settings.items() if v is not None}}
+    out.attrs = _netcdf_attrs({"Conventions": "CF-1.8", "title": "ppviz evaluate: gridded metrics and curves",
+                               **{k: (v if isinstance(v, (int, float, str)) else str(v))
+                                  for k, v in result.settings.items() if v is not None}})
     return out
 
 
@@ -126,7 +131,7 @@ def write_outputs(result: EvaluationResult, ds: xr.Dataset, out_dir, *, max_map_
 
     out = Path(out_dir)
     info = result.settings
-    title = f"{info.get('diffusion_checkpoint', '?')} over {info.get('region', '?')}, " \
+    title = f"{info.get('diffusion_checkpoint') or info.get('predictions_var', '?')} over {info.get('region', '?')}, " \
             f"{info['n_times']} times x {info['n_members']} members"
     figs = write_report(result, out, ds=ds, ratio=result.ratio, max_map_dates=max_map_dates, title=title)
     save_evaluation(result, out, extra={"table": summary_rows(result.scalars),
@@ -155,7 +160,7 @@ def read_evaluation(path) -> EvaluationResult:
     for f in sorted(p.glob("*.nc")):
         try:
             with xr.open_dataset(f) as d:
-                data = d.load()
+                data = restore_labels(d.load())
         except Exception as exc:  # noqa: BLE001
             raise ValueError(f"{f.name} in {p} could not be read as netCDF: {exc}") from None
         for kind, names in (("curves", CURVES), ("maps", MAPS)):

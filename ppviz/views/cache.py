@@ -177,9 +177,12 @@ def read_model_card(name: str) -> str:
     """The MODEL_CARD.md of a registered checkpoint (a note when it has none)."""
     from ppviz.checkpoints import CARD_FILE, resolve_checkpoint
 
-    path = resolve_checkpoint(name, allow_paths=False) / CARD_FILE
+    root = resolve_checkpoint(name, allow_paths=False)
+    path = root / CARD_FILE
     if not path.is_file():
         return f"*{name} has no {CARD_FILE}.*"
+    if not path.resolve().is_relative_to(root.resolve()):  # a card is read only from inside its checkpoint
+        return f"*{name}'s {CARD_FILE} is a link leading outside the checkpoint directory; not shown.*"
     return path.read_text(encoding="utf-8", errors="replace")
 
 

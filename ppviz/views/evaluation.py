@@ -6,8 +6,11 @@ output and scores it with :func:`ppviz.evaluation.run.evaluate_ensemble`, the sa
 ``ppviz evaluate`` (streaming metrics, per-cell percentile ratios, the Gibbs comparison of the
 truth, the ensemble-mean field as an extra deterministic forecast).
 
+:func:`open_predictions_file` and :func:`evaluate_predictions` score a predictions file made
+elsewhere (:mod:`ppviz.data.predictions`) like ``ppviz evaluate --predictions``.
+
 Evaluation directories are written and read by :mod:`ppviz.evaluation.store`. The dashboard reads
-directories only below the roots in ``$PPVIZ_EVAL_ROOTS`` (``os.pathsep``-separated; default: the
+directories and predictions files only below the roots in ``$PPVIZ_EVAL_ROOTS`` (``os.pathsep``-separated; default: the
 working directory and the data cache), since the path comes from a browser.
 """
 
@@ -21,8 +24,8 @@ import xarray as xr
 from ppviz.evaluation.store import EvaluationResult, read_evaluation, save_evaluation
 from ppviz.request import DownscaleRequest, check_request
 
-__all__ = ["EVAL_ROOTS_ENV", "MAX_TIMES", "EvaluationResult", "allowed_roots", "evaluate_range", "load_evaluation",
-           "save_evaluation", "validate_evaluation"]
+__all__ = ["EVAL_ROOTS_ENV", "MAX_TIMES", "EvaluationResult", "allowed_roots", "evaluate_predictions",
+           "evaluate_range", "load_evaluation", "open_predictions_file", "save_evaluation", "validate_evaluation"]
 
 EVAL_ROOTS_ENV = "PPVIZ_EVAL_ROOTS"
 MAX_TIMES = 72
@@ -89,17 +92,61 @@ def allowed_roots() -> list[Path]:
     return [r.resolve() for r in roots]
 
 
-def load_evaluation(path, roots=None) -> EvaluationResult:
-    """Read an evaluation directory below one of ``roots`` (default :func:`allowed_roots`).
-
-    Raises ValueError saying what is missing or not allowed.
-    """
+def _allowed_path(path, roots, empty: str) -> Path:
+    """``path`` resolved, if below one of ``roots`` (default :func:`allowed_roots`); ValueError otherwise."""
     text = str(path).strip()
     if not text:
-        raise ValueError("enter the path of an evaluation directory (holding metrics.json)")
+        raise ValueError(empty)
     p = Path(text).expanduser().resolve()
     roots = allowed_roots() if roots is None else [Path(r).resolve() for r in roots]
     if not any(p == r or p.is_relative_to(r) for r in roots):
         raise ValueError(f"{p} is outside the directories evaluations may be read from "
                          f"({', '.join(map(str, roots))}; set {EVAL_ROOTS_ENV} to change them)")
-    return read_evaluation(p)
+    return p
+
+
+def load_evaluation(path, roots=None) -> EvaluationResult:
+    """Read an evaluation directory below one of ``roots`` (default :func:`allowed_roots`).
+
+    Raises ValueError saying what is missing or not allowed.
+    """
+    return read_evaluation(_allowed_path(path, roots, "enter the path of an evaluation directory "
+                                                      "(holding metrics.json)"))
+
+
+def open_predictions_file(path, *, truth=None, var=None, truth_var=None, member_dim=None, units=None,
+                          roots=None):
+    """:func:`ppviz.data.predictions.open_predictions` of files below the allowed roots (both paths checked).
+
+    Empty strings mean "not given". Raises ValueError for a path outside the roots, fewer than 2
+    members or more than :data:`MAX_TIMES` time steps, and every refusal of the reader.
+    """
+    from ppviz.data.predictions import open_predictions
+
+    def opt(x):
+        return str(x).strip() or None if x is not None else None
+
+    p = _allowed_path(path, roots, "enter the path of a predictions file (netCDF or zarr)")
+    t = _allowed_path(truth, roots, "") if opt(truth) else None
+    for f in (p, t):
+        if f is not None and not f.exists():
+            raise ValueError(f"{f}: no such file or directory")
+    ds = open_predictions(p, truth=t, var=opt(var), truth_var=opt(truth_var), member_dim=opt(member_dim),
+                          units=opt(units))
+    if ds.sizes["member"] < 2:
+        raise ValueError(f"{p} has {ds.sizes['member']} member; the ensemble scores need at least 2")
+    if ds.sizes["time"] > MAX_TIMES:
+        raise ValueError(f"{p} holds {ds.sizes['time']} time steps; the dashboard scores at most {MAX_TIMES} "
+                         "(use `ppviz evaluate --predictions` for more)")
+    return ds
+
+
+def evaluate_predictions(ds, job=None) -> EvaluationResult:
+    """Score an :func:`open_predictions_file` result like ``ppviz evaluate --predictions`` (no baselines, no Gibbs)."""
+    from ppviz.evaluation.run import evaluate_ensemble
+
+    if job is not None:
+        job.report(0.0, f"scoring {ds.sizes['time']} times x {ds.sizes['member']} members")
+    res = evaluate_ensemble(ds, baselines=(), gibbs=False)
+    res.source = ds.attrs.get("predictions", "predictions")
+    return res

@@ -77,13 +77,22 @@ def test_the_url_parameter_list_is_complete():
 
 
 def _evaluation_dir(root: Path) -> Path:
+    """An evaluation directory written by ppviz, then its metrics.json edited as someone else might:
+    payloads as a forecast name, a count and settings (netCDF names could not carry them)."""
     from ppviz import evaluation as E
 
     res = E.EvaluationResult(
-        scalars={"crps": {"ensemble": 0.1, IMG: 0.2}, "n_times": 1, "n_members": SCRIPT},
+        scalars={"crps": {"ensemble": 0.1, "bicubic": 0.2}, "n_times": 1},
         curves=xr.Dataset({"rank_histogram": ("rank", np.array([3, 1, 1, 3]))}, coords={"rank": np.arange(4)}),
         settings={"note": IMG, SCRIPT: MD_LINK, "checkpoint": BREAKOUT})
-    return E.save_evaluation(res, root / f"eval {IMG}")
+    out = E.save_evaluation(res, root / f"eval {IMG}")
+    doc = json.loads((out / "metrics.json").read_text())
+    crps = doc["scalars"]["crps"]
+    crps[IMG] = crps.pop("bicubic")
+    doc["scalars"]["n_members"] = SCRIPT
+    (out / "metrics.json").write_text(json.dumps(doc))
+    assert IMG in (out / "metrics.json").read_text()
+    return out
 
 
 @pytest.fixture(scope="module")
