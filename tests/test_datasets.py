@@ -12,18 +12,19 @@ from ppviz.cli import main
 from ppviz.data import registry
 from ppviz.data.canonical import write_dataset
 from ppviz.data.regions import Region, data_extent, regions_inside
-from ppviz.data.sample import build_era5_sample
+from ppviz.data.sample import build_era5_sample, write_era5_sample
 from ppviz.data.source import load_dataset
 from ppviz.resources import ASSETS_DIR
 
 SHIPPED = ASSETS_DIR / "era5-sample.nc"
 
 
-def test_shipped_sample_equals_what_the_script_makes(era5_sample):
-    """assets/era5-sample.nc is exactly build_era5_sample(../shared/era5-sample): values and attributes."""
-    made = build_era5_sample(era5_sample)
-    with xr.open_dataset(SHIPPED, engine="h5netcdf") as shipped:
-        xr.testing.assert_identical(shipped.load(), made.load())
+def test_shipped_sample_equals_what_the_script_makes(era5_sample, tmp_path):
+    """assets/era5-sample.nc is exactly what assets/make_era5_sample.py writes from ../shared/era5-sample
+    (build_era5_sample + write_era5_sample): values, coordinates and attributes."""
+    made = write_era5_sample(build_era5_sample(era5_sample), tmp_path / "made.nc")
+    with xr.open_dataset(SHIPPED, engine="h5netcdf") as shipped, xr.open_dataset(made, engine="h5netcdf") as new:
+        xr.testing.assert_identical(shipped.load(), new.load())
 
 
 def test_shipped_sample_is_small_real_era5_with_attribution():
