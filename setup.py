@@ -18,5 +18,5 @@ class BuildPy(build_py):
 
 
 setup(packages=[*find_packages(include=["ppviz", "ppviz.*"]),
-                "ppviz.dashboard", "ppviz.dashboard.pages", "ppviz.pretrained"],
+                "ppviz.dashboard", "ppviz.dashboard.pages", "ppviz.pretrained", "ppviz.assets"],
       cmdclass={"build_py": BuildPy})

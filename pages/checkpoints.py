@@ -16,6 +16,7 @@ from pages.common import (
     region_controls, time_controls,
 )
 from pages.jobview import JobView
+from pages.help import how_to_read
 from pages.safe import SafeDocument, markdown, text
 from ppviz.views import curves as C
 from ppviz.views import cache as M
@@ -111,7 +112,8 @@ class CheckpointsPage(pn.viewable.Viewer):
             if not name:
                 raise ValueError(f"choose a diffusion checkpoint for {tag}")
             out[tag] = DownscaleRequest(checkpoint=name, time=self.state.timestamp.strftime("%Y-%m-%dT%H:%M"),
-                                    region=region.slug_or_box, members=self.members, steps=self.steps, seed=self.seed)
+                                    region=region.slug_or_box, members=self.members, steps=self.steps, seed=self.seed,
+                                    data=self.state.data)
         return out
 
     def _on_compare(self, _=None):
@@ -254,6 +256,6 @@ class CheckpointsPage(pn.viewable.Viewer):
                              "denoised estimate at each kept step (from the comparison run)."),
             pn.Row(pn.widgets.RadioButtonGroup.from_param(self.param.trajectory_of, width=120), self._player),
             self._traj, sizing_mode="stretch_width")
-        main = pn.Column(self._url_note, self._messages, registry, markdown("### A/B comparison"), self._cmp_scores,
+        main = pn.Column(self._url_note, self._messages, how_to_read("checkpoints"), registry, markdown("### A/B comparison"), self._cmp_scores,
                          self._cmp_maps, self._cmp_curves, traj, sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")

@@ -38,16 +38,33 @@ WAVELENGTH_TICKS = [2000, 1000, 500, 200, 100, 60]  # km, for log-scale spectrum
 
 
 class SharedState(param.Parameterized):
-    """The hour and region every page shows (one per session, in the URL)."""
+    """The dataset, hour and region every page shows (one per session, in the URL).
 
+    ``data`` is a name of :mod:`ppviz.data.registry` (``?data=era5-sample``); it is fixed for the
+    session (choosing another in the header reloads the app). Only regions inside the data are
+    offered (:func:`ppviz.views.cache.region_choices`).
+    """
+
+    data = param.Selector(default="synthetic", objects=["synthetic"], constant=True,
+                          doc="the dataset: a name of ppviz.data.registry")
     time = param.String(default="", doc="YYYY-MM-DDTHH:MM (UTC), a step of the data")
     region = param.Selector(default="sample", objects=_models.region_choices())
     box = param.String(default="", doc="custom box lat0,lat1,lon0,lon1 (region 'custom')")
     url_error = param.String(default="")
 
-    def __init__(self, ds, **params):
+    def __init__(self, ds, data: str | None = None, **params):
+        choices = _models.region_choices(ds)
+        self.param.region.objects = choices
+        if params.get("region") not in choices.values():
+            params["region"] = _models.first_region(ds)
         super().__init__(**params)
+        names = list(_models.dataset_choices().values())
+        data = data or _models.default_dataset_name()
+        self.param.data.objects = names if data in names else [*names, data]
+        with param.edit_constant(self):
+            self.data = data
         self.ds = ds
+        self.times = pd.DatetimeIndex(ds.time.values)
         self.first, self.last = _models.time_bounds(ds)
         if not self.time:
             self.time = _models.default_time(ds).strftime(TIME_FMT)
@@ -62,19 +79,24 @@ class SharedState(param.Parameterized):
         return _models.parse_region(self.region, self.box)
 
     def shift(self, hours: int) -> None:
-        """Move ``hours`` forward (negative: back), staying inside the data."""
+        """Move ``hours`` steps of the data forward (negative: back), staying inside the data
+        (across a gap, e.g. between the ERA5 sample's two days, to the next step there is)."""
         try:
-            t = self.timestamp + pd.Timedelta(hours=hours)
+            # the first step after the current time (forward) or the current step's index (back)
+            i = int(self.times.searchsorted(self.timestamp, side="right" if hours > 0 else "left"))
+            i = i + hours - 1 if hours > 0 else i + hours
         except ValueError:
-            t = _models.default_time(self.ds)
-        t = min(max(t, self.first), self.last)
-        self.time = t.strftime(TIME_FMT)
+            i = int(self.times.get_loc(_models.default_time(self.ds)))
+        self.time = self.times[min(max(i, 0), self.times.size - 1)].strftime(TIME_FMT)
 
 
 def time_controls(state: SharedState) -> pn.Column:
     """Date picker (limited to the data), hour, and previous/next-hour buttons for ``state.time``."""
     first, last = state.first, state.last
-    date = pn.widgets.DatePicker(label="Date (UTC)", start=first.date(), end=last.date(), width=150)
+    days = sorted({t.date() for t in state.times})
+    gaps = len(days) < (last.date() - first.date()).days + 1
+    date = pn.widgets.DatePicker(label="Date (UTC)", start=first.date(), end=last.date(), width=150,
+                                 enabled_dates=days if gaps else None)
     hour = pn.widgets.Select(label="Hour", options=[f"{h:02d}:00" for h in range(24)], width=90)
     prev = pn.widgets.Button(label="◀ hour", width=70, description="one hour earlier")
     nxt = pn.widgets.Button(label="hour ▶", width=70, description="one hour later")

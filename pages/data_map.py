@@ -1,56 +1,46 @@
-"""Data page: maps of the loaded dataset (tp and vimd) for a chosen hour and region."""
+"""Data page: maps of the chosen dataset (tp and vimd) at the shared hour over the shared region."""
 
 from __future__ import annotations
 
 import holoviews as hv
 import pandas as pd
 import panel as pn
-import param
 
-from pages.common import coast_paths, grid_bounds, image
+from pages.common import CONTROL_WIDTH, SharedState, coast_paths, error_text, grid_bounds, image, region_controls, time_controls
+from pages.help import how_to_read
 from pages.safe import alert, markdown, text
-from ppviz.data.regions import NAMED_REGIONS, Region
-from ppviz.data.source import load_dataset, select_time
-
-
-@pn.cache
-def cached_dataset():
-    return load_dataset(None)
+from ppviz.views import cache as M
 
 
 class DataMapPage(pn.viewable.Viewer):
-    """TP (log scale, dry cells clear) and VIMD (diverging, centred at 0) side by side."""
+    """TP (log scale, dry cells clear) and VIMD (diverging, centred at 0) side by side, on the
+    session's :class:`SharedState` (the same hour and region as every other page)."""
 
-    region = param.Selector(default="europe", objects={v[0]: k for k, v in NAMED_REGIONS.items()})
-    time = param.Date(default=None)
-
-    def __init__(self, **params):
-        self._ds = cached_dataset()
-        times = pd.DatetimeIndex(self._ds.time.values)
+    def __init__(self, state: SharedState, **params):
         super().__init__(**params)
-        self.param.time.bounds = (times[0].to_pydatetime(), times[-1].to_pydatetime())
-        if self.time is None:
-            self.time = times[min(36, times.size - 1)].to_pydatetime()
+        self.state = state
 
-    def _maps(self, region, time):
+    def _maps(self, *_):
         try:
-            reg = Region.parse(region)
-            step = reg.subset(select_time(self._ds, pd.Timestamp(time).floor("h")))
+            reg = self.state.parsed_region()
+            step, tp, vimd = M.region_fields(self.state.ds, self.state.timestamp, reg)
         except ValueError as exc:
-            return alert(text(exc))
+            return alert(error_text(exc))
         paths, message = coast_paths(reg.bounds)
         when = pd.Timestamp(step.time.values).strftime("%Y-%m-%d %H:%M UTC")
         bounds = grid_bounds(step["lat"].values, step["lon"].values)
         size = dict(data_aspect=1, responsive=True, min_height=380)
-        tp = image(step["tp"].values, bounds, kind="tp", title=f"TP (mm/h), {when}").opts(**size)
-        vimd = image(step["vimd"].values, bounds, kind="diverging", title=f"VIMD (mm/h), {when}", label="vimd").opts(**size)
-        layout = hv.Layout([hv.Overlay([tp, *paths]), hv.Overlay([vimd, *paths])]).cols(2)
-        note = markdown(f"*{text(message)}*  \nData: {text(self._ds.attrs.get('source', '?'))}", sizing_mode="stretch_width")
-        return pn.Column(pn.pane.HoloViews(layout, sizing_mode="stretch_width", linked_axes=True), note, sizing_mode="stretch_width")
+        tp_map = image(tp, bounds, kind="tp", title=f"TP (mm/h), {when}").opts(**size)
+        vimd_map = image(vimd, bounds, kind="diverging", title=f"VIMD (mm/h), {when}", label="vimd").opts(**size)
+        layout = hv.Layout([hv.Overlay([tp_map, *paths]), hv.Overlay([vimd_map, *paths])]).cols(2)
+        note = markdown(f"*{text(message)}*  \nData: {text(M.dataset_label(self.state.ds))}",
+                        sizing_mode="stretch_width")
+        return pn.Column(pn.pane.HoloViews(layout, sizing_mode="stretch_width", linked_axes=True), note,
+                         sizing_mode="stretch_width")
 
     def __panel__(self):
-        controls = pn.Row(
-            pn.widgets.Select.from_param(self.param.region, label="Region"),
-            pn.widgets.DatetimePicker.from_param(self.param.time, label="Time (UTC)", enable_seconds=False),
-        )
-        return pn.Column(controls, pn.bind(self._maps, self.param.region, self.param.time), sizing_mode="stretch_width")
+        p = self.state.param
+        controls = pn.Column(time_controls(self.state), region_controls(self.state), width=CONTROL_WIDTH)
+        maps = pn.bind(self._maps, p.time, p.region, p.box)
+        return pn.Row(controls, pn.Column(how_to_read("data"), maps, sizing_mode="stretch_width"),
+                      sizing_mode="stretch_width")

@@ -28,6 +28,7 @@ from pages.common import (
 )
 from pages import direct as D
 from pages.jobview import JobView
+from pages.help import how_to_read
 from pages.safe import code, markdown, text
 from ppviz.views import curves as C
 from ppviz.views import cache as M
@@ -122,7 +123,7 @@ class DownscalePage(pn.viewable.Viewer):
         time = self.state.timestamp if time is None else time
         return DownscaleRequest(checkpoint=self.checkpoint, time=time.strftime("%Y-%m-%dT%H:%M"),
                             region=region.slug_or_box, members=self.members, steps=self.steps, seed=self.seed,
-                            sampler=self.sampler)
+                            sampler=self.sampler, data=self.state.data)
 
     def _refresh(self, *events):
         try:
@@ -153,9 +154,9 @@ class DownscalePage(pn.viewable.Viewer):
         """The view and run request of the current settings; ``fallback`` 'region': the default
         region at the chosen hour, 'all': the default region and hour (inputs only)."""
         if fallback == "region":
-            region, time = M.parse_region("sample"), self.state.timestamp
+            region, time = M.parse_region(M.first_region(self.state.ds)), self.state.timestamp
         elif fallback == "all":
-            region, time = M.parse_region("sample"), M.default_time(self.state.ds)
+            region, time = M.parse_region(M.first_region(self.state.ds)), M.default_time(self.state.ds)
         else:
             region, time = self.state.parsed_region(), self.state.timestamp
         inp = M.inputs(self.state.ds, time, region, None if fallback else self.checkpoint)
@@ -501,5 +502,5 @@ class DownscalePage(pn.viewable.Viewer):
             markdown("**Export**", margin=(0, 10)), pn.Row(self._nc, self._png), self._scores,
             width=CONTROL_WIDTH + 20,
         )
-        main = pn.Column(self._messages, self._status, self._maps, self._curves, sizing_mode="stretch_width")
+        main = pn.Column(how_to_read("downscale"), self._messages, self._status, self._maps, self._curves, sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")

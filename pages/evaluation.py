@@ -16,6 +16,7 @@ from pages.common import (
     WAVELENGTH_TICKS, CONTROL_WIDTH, SharedState, alert, error_text, grid_bounds, image, region_controls,
 )
 from pages.jobview import JobView
+from pages.help import how_to_read
 from pages.safe import markdown, text
 from ppviz.views import evaluation as E
 from ppviz.jobs import default_queue
@@ -82,7 +83,7 @@ class EvaluationPage(pn.viewable.Viewer):
             if not self.checkpoint:
                 raise ValueError("no diffusion checkpoint is available to evaluate")
             req = DownscaleRequest(self.checkpoint, self.start, region.slug_or_box, self.members, self.steps,
-                                   self.seed, end=self.end)
+                                   self.seed, end=self.end, data=self.state.data)
             E.validate_evaluation(req, self.state.ds)
         except Exception as exc:  # noqa: BLE001
             self._show(alert(error_text(exc)))
@@ -258,5 +259,5 @@ class EvaluationPage(pn.viewable.Viewer):
             self._pred_btn, self._json,
             width=CONTROL_WIDTH + 20,
         )
-        main = pn.Column(self._url_note, self._messages, self._summary, self._curves, self._maps, sizing_mode="stretch_width")
+        main = pn.Column(self._url_note, self._messages, how_to_read("evaluation"), self._summary, self._curves, self._maps, sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")

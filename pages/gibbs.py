@@ -13,6 +13,7 @@ from pages.common import (
     WAVELENGTH_TICKS, CONTROL_WIDTH, LazyPage, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
     region_controls, time_controls,
 )
+from pages.help import how_to_read
 from pages.safe import markdown
 from ppviz.views import ringing as G
 from ppviz.spectral import DEFAULT_CUTOFF_KM
@@ -134,7 +135,7 @@ class GibbsPage(LazyPage):
             "below -0.01 mm/h; magenta o: drizzle > 0.1 mm/h where it was dry). Truncating the smooth PP field and decoding "
             "it does not. The profile follows the row with the sharpest rain edge unless you move it.",
             sizing_mode="stretch_width")
-        main = pn.Column(self._url_note, self._messages, intro, self._maps, self._lower,
+        main = pn.Column(self._url_note, self._messages, how_to_read("gibbs"), intro, self._maps, self._lower,
                          markdown("**Diagnostics** (against the original TP)"), self._table,
                          sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")

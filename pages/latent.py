@@ -12,6 +12,7 @@ from pages.common import (
     CONTROL_WIDTH, LazyPage, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
     region_controls, time_controls,
 )
+from pages.help import how_to_read
 from pages.safe import markdown, text
 from ppviz.views import latent as L
 from ppviz.views import cache as M
@@ -118,5 +119,5 @@ class LatentPage(LazyPage):
             "The encoder blends TP with VIMD into one smooth field: where it rains PP follows TP, where it is "
             "dry PP follows -VIMD (moisture convergence). Its distribution should be standard normal; the "
             "decoder maps PP back to TP (exactly 0 in the dry part of PP space).", sizing_mode="stretch_width")
-        main = pn.Column(self._url_note, self._messages, intro, self._maps, self._dist, self._funcs, sizing_mode="stretch_width")
+        main = pn.Column(self._url_note, self._messages, how_to_read("latent"), intro, self._maps, self._dist, self._funcs, sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ppviz.data.regions import Region
+from ppviz.data.regions import Region, data_extent
 from ppviz.data.source import load_dataset, select_time
 
 
-def gibbs_report(data=None, time=None, *, region="europe", cutoff_km=None, method="dct") -> dict:
+def gibbs_report(data=None, time=None, *, region=None, cutoff_km=None, method="dct") -> dict:
     """Truncate TP at ``time`` over ``region`` to ``cutoff_km`` and return the diagnostics.
 
     Parameters
@@ -17,8 +17,9 @@ def gibbs_report(data=None, time=None, *, region="europe", cutoff_km=None, metho
         Canonical dataset; None for the embedded synthetic one.
     time : str or Timestamp
         The hourly step; ValueError if the data has no such step.
-    region : str or Region
-        Slug, box ``lat0,lat1,lon0,lon1`` or a :class:`Region`.
+    region : str, Region or None
+        Slug, box ``lat0,lat1,lon0,lon1`` or a :class:`Region`; None: the extent of the data
+        (:func:`ppviz.data.regions.data_extent`).
     cutoff_km : float or None
         Cutoff wavelength; None for the 1 deg scale (:data:`ppviz.spectral.DEFAULT_CUTOFF_KM`).
     method : {'fft', 'dct'}
@@ -31,11 +32,14 @@ def gibbs_report(data=None, time=None, *, region="europe", cutoff_km=None, metho
     """
     from ppviz import spectral
 
-    reg = region if isinstance(region, Region) else Region.parse(region)
     cutoff = spectral.DEFAULT_CUTOFF_KM if cutoff_km is None else float(cutoff_km)
     if not np.isfinite(cutoff) or cutoff <= 0:
         raise ValueError(f"--cutoff-km must be a positive number of km, got {cutoff_km}")
     ds = load_dataset(data)
+    if region is None:
+        reg = data_extent(ds)
+    else:
+        reg = region if isinstance(region, Region) else Region.parse(region)
     step = reg.subset(select_time(ds, time))
     tp = step["tp"].values.astype(np.float64)
     if np.isnan(tp).any():

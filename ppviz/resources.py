@@ -31,3 +31,6 @@ APP = _packaged_or_checkout(PACKAGE_DIR / "dashboard" / "app.py", CHECKOUT_DIR /
 PRETRAINED_DIR = _packaged_or_checkout(PACKAGE_DIR / "pretrained", CHECKOUT_DIR / "pretrained")
 #: True when running from an installed wheel rather than a checkout.
 INSTALLED = APP.parent.parent == PACKAGE_DIR
+#: Data shipped with ppviz (the prepared ERA5 sample, ``era5-sample.nc``): ``assets/`` in a checkout,
+#: ``ppviz/assets/`` in a wheel.
+ASSETS_DIR = _packaged_or_checkout(PACKAGE_DIR / "assets", CHECKOUT_DIR / "assets")

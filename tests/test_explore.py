@@ -190,8 +190,7 @@ def test_a_data_file_that_vanishes_gives_a_message_and_comes_back(tmp_path, monk
     path = tmp_path / "data.nc"
     write_dataset(load_dataset(None).isel(time=slice(0, 2)).load(), path)
     monkeypatch.setenv("PPVIZ_DATA", str(path))
-    monkeypatch.setattr(em, "_dataset", None)
-    monkeypatch.setattr(em, "_dataset_path", None)
+    monkeypatch.setattr(em, "_datasets", {})
     assert em.dataset().sizes["time"] == 2
     moved = tmp_path / "away.nc"
     path.rename(moved)

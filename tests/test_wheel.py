@@ -114,6 +114,7 @@ def test_the_wheel_carries_library_dashboard_and_checkpoints(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "ppviz/__init__.py" in names and "ppviz/cli/__init__.py" in names and "ppviz/resources.py" in names
     assert "ppviz/dashboard/app.py" in names
+    assert "ppviz/assets/era5-sample.nc" in names and "ppviz/assets/README.md" in names  # the ERA5 sample
     pages = {p.name for p in (REPO / "pages").glob("*.py")}
     assert pages and {f"ppviz/dashboard/pages/{p}" for p in pages} <= names
     for name in SHIPPED:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from ppviz.cli.common import UserError, check_range, command_line, output_path
 
 def _request_from_args(args):
+    from ppviz.data.regions import data_extent
+    from ppviz.data.source import load_dataset
     from ppviz.request import DownscaleRequest
 
-    request = DownscaleRequest(data=args.data, region=args.region, checkpoint=args.checkpoint,
+    region = args.region or data_extent(load_dataset(args.data)).slug_or_box
+    request = DownscaleRequest(data=args.data, region=region, checkpoint=args.checkpoint,
                                pp_checkpoint=args.pp_checkpoint, time=args.start, end=args.end,
                                members=args.members, steps=args.steps, seed=args.seed, churn=args.churn,
                                coarse_from=args.coarse_from, device=args.device, sampler=args.sampler)
@@ -106,10 +109,11 @@ def _cmd_evaluate(args) -> int:
 def add_parsers(sub) -> None:
     """Add this module's subcommands to ``sub`` (the ``ppviz`` subparsers)."""
     ds_ = sub.add_parser("downscale", help="downscale coarse PP to an ensemble of 0.25 deg tp fields")
-    ds_.add_argument("--data", default=None, help="dataset (default: the embedded synthetic one)")
+    ds_.add_argument("--data", default=None, help="dataset path or name: synthetic, era5-sample (default: $PPVIZ_DATA, else synthetic)")
     ds_.add_argument("--start", required=True, help="first time, e.g. 2021-02-20T12")
     ds_.add_argument("--end", default=None, help="last time (inclusive; default: just --start)")
-    ds_.add_argument("--region", default="europe", help="region name (ppviz regions) or lat0,lat1,lon0,lon1")
+    ds_.add_argument("--region", default=None,
+                     help="region name (ppviz regions) or lat0,lat1,lon0,lon1 (default: the extent of the data)")
     ds_.add_argument("--members", type=int, default=4)
     ds_.add_argument("--steps", type=int, default=None,
                      help="sampler steps (default: the checkpoint's schedule.default_steps; fewer than its "

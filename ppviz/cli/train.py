@@ -122,7 +122,7 @@ def add_parsers(sub) -> None:
     td.add_argument("--holdout", type=float, default=0.2, help="held-out fraction of days")
     td.add_argument("--eval-dates", type=int, default=6, help="held-out dates scored into the model card")
     td.add_argument("--eval-members", type=int, default=4)
-    td.add_argument("--eval-region", default="europe")
+    td.add_argument("--eval-region", default=None, help="region of the held-out scores (default: the extent of the data)")
     td.add_argument("--loader", choices=["stream", "memory"], default="stream",
                     help="stream: read crops lazily from the data with --workers processes (memory bounded by "
                          "chunk and batch sizes); memory: encode the whole training span into RAM first")

@@ -114,8 +114,9 @@ def open_dataset(path) -> xr.Dataset:
     return ds
 
 
-def write_dataset(ds: xr.Dataset, path) -> Path:
-    """Write ``ds`` to ``path`` (zarr if the suffix is .zarr, else netCDF) atomically, CF-1.8 clean.
+def write_dataset(ds: xr.Dataset, path, *, complevel: int = 4, shuffle: bool = False) -> Path:
+    """Write ``ds`` to ``path`` (zarr if the suffix is .zarr, else netCDF with zlib ``complevel``
+    and optionally the byte shuffle filter) atomically, CF-1.8 clean.
 
     :func:`ppviz.data.cf_out.cf_ready` fixes data types, coordinate attributes and global
     attributes first (values unchanged).
@@ -141,7 +142,7 @@ def write_dataset(ds: xr.Dataset, path) -> Path:
         else:
             for v in ds.data_vars:
                 if ds[v].dtype.kind in "fiu":
-                    enc[v] = {**enc.get(v, {}), "zlib": True, "complevel": 4}
+                    enc[v] = {**enc.get(v, {}), "zlib": True, "complevel": complevel, "shuffle": shuffle}
             ds.to_netcdf(tmp, engine="netcdf4", encoding=enc)
         if path.exists():
             _remove(path)

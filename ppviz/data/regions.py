@@ -204,6 +204,46 @@ class Region:
         return out
 
 
+def data_extent(ds, grid: Grid = EUROPE) -> Region:
+    """The largest region of whole coarse cells of ``grid`` inside the data ``ds`` (its lat/lon).
+
+    Used wherever no region is given (the CLI without ``--region``, the app's choice for a
+    dataset). A named region with exactly these bounds is returned by its name (``europe`` for
+    the synthetic domain, ``sample`` for the ERA5 sample box). ValueError when the data hold
+    fewer than 4 x 4 whole coarse cells of ``grid``.
+    """
+    lat, lon = ds["lat"].values, ds["lon"].values
+    half = grid.res / 2
+    block = grid.res * COARSE_FACTOR
+    (la0, la1), (lo0, lo1) = grid.lat_edges, grid.lon_edges
+    # whole coarse cells between the data's cell edges, clipped to the grid
+    ci0 = math.ceil((max(float(lat.min()) - half, la0) - la0) / block - 1e-9)
+    ci1 = math.floor((min(float(lat.max()) + half, la1) - la0) / block + 1e-9)
+    cj0 = math.ceil((max(float(lon.min()) - half, lo0) - lo0) / block - 1e-9)
+    cj1 = math.floor((min(float(lon.max()) + half, lo1) - lo0) / block + 1e-9)
+    if ci1 - ci0 < MIN_COARSE_CELLS or cj1 - cj0 < MIN_COARSE_CELLS:
+        raise ValueError(
+            f"the data (lat {lat.min():g}..{lat.max():g}, lon {lon.min():g}..{lon.max():g}) hold only "
+            f"{max(ci1 - ci0, 0)} x {max(cj1 - cj0, 0)} whole {block:g} deg cells of the grid; at least "
+            f"{MIN_COARSE_CELLS} x {MIN_COARSE_CELLS} are needed"
+        )
+    box = (la0 + ci0 * block, la0 + ci1 * block, lo0 + cj0 * block, lo0 + cj1 * block)
+    extent = Region.from_box(*box, grid=grid)
+    for r in list_regions(grid):
+        if r.bounds == extent.bounds:
+            return r
+    return extent
+
+
+def regions_inside(ds, grid: Grid = EUROPE) -> list[Region]:
+    """The named regions that lie wholly inside the data ``ds`` (what a page offers for it)."""
+    try:
+        ext = data_extent(ds, grid)
+    except ValueError:
+        return []
+    return [r for r in list_regions(grid) if ext.i0 <= r.i0 and r.i1 <= ext.i1 and ext.j0 <= r.j0 and r.j1 <= ext.j1]
+
+
 def slugify(name: str) -> str:
     """``'British Isles'`` -> ``'british-isles'``."""
     return re.sub(r"[^a-z0-9]+", "-", str(name).strip().lower()).strip("-")

@@ -7,74 +7,17 @@ first use writes, :func:`ensure_default_dataset`) the synthetic Europe dataset o
 
 from __future__ import annotations
 
-import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ppviz.data.canonical import open_dataset, write_dataset
-from ppviz.env import env_int
-from ppviz.data.synthetic import DEFAULT_DAYS, DEFAULT_SEED, GENERATOR_VERSION, SynthParams, _params_text, synthesize
-
-DATA_DIR_ENV = "PPVIZ_DATA_DIR"
-
-def cache_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The cache directory: ``data_dir``, else ``$PPVIZ_DATA_DIR``, else ``~/.cache/ppviz``."""
-    if data_dir is not None:
-        return Path(data_dir).expanduser()
-    env = os.environ.get(DATA_DIR_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "ppviz"
-
-
-def default_dataset_path(
-    days: int = DEFAULT_DAYS, seed: int = DEFAULT_SEED, data_dir: str | os.PathLike | None = None
-) -> Path:
-    """Where the synthetic dataset for (days, seed) lives: ``<dir>/synthetic-europe-d{days}-s{seed}.zarr``."""
-    return cache_dir(data_dir) / f"synthetic-europe-d{int(days)}-s{int(seed)}.zarr"
-
-
-DEFAULT_DAYS_ENV = "PPVIZ_SYNTH_DAYS"
-
-
-def default_days() -> int:
-    """Span of the embedded dataset in days (``$PPVIZ_SYNTH_DAYS``, default 60)."""
-    days = env_int(DEFAULT_DAYS_ENV, 1, 3660, unit="days")
-    return DEFAULT_DAYS if days is None else days
-
-
-
-def ensure_default_dataset(
-    days: int = DEFAULT_DAYS,
-    seed: int = DEFAULT_SEED,
-    *,
-    data_dir: str | os.PathLike | None = None,
-    progress: bool = False,
-) -> Path:
-    """Path of the default synthetic dataset, generating and writing it (atomically) on first use.
-
-    An existing store is reused when it was written by this generator version with the default
-    parameters; otherwise (stale or unreadable) it is regenerated and replaced.
-    """
-    path = default_dataset_path(days, seed, data_dir)
-    if path.exists():
-        try:
-            ds = open_dataset(path)
-            current = (
-                ds.attrs.get("generator_version") == GENERATOR_VERSION
-                and ds.attrs.get("generator_params") == _params_text(SynthParams())
-                and ds.sizes["time"] == 24 * int(days)
-            )
-            if current:
-                return path
-        except (ValueError, OSError):
-            pass  # unreadable or stale: regenerate below
-    ds = synthesize(days=days, seed=seed, progress=progress)
-    write_dataset(ds, path)
-    return path
-
+from ppviz.data.canonical import open_dataset
+from ppviz.data.registry import (  # noqa: F401 - the synthetic store's helpers, re-exported
+    DATA_DIR_ENV, DATA_ENV, DEFAULT_DAYS_ENV, cache_dir, dataset_path, default_dataset_path, default_days,
+    URL_PREFIXES, ensure_default_dataset, is_dataset_name, open_any)
+from ppviz.data.synthetic import DEFAULT_SEED
 
 def load_default_dataset(days: int | None = None, seed: int = DEFAULT_SEED) -> xr.Dataset:
     """The default synthetic dataset, opened lazily (generated on first use).
@@ -86,54 +29,35 @@ def load_default_dataset(days: int | None = None, seed: int = DEFAULT_SEED) -> x
     return open_dataset(ensure_default_dataset(days=days, seed=seed))
 
 
-DATA_ENV = "PPVIZ_DATA"
-
-
 def load_dataset(data=None) -> xr.Dataset:
-    """Open ``data`` (a canonical zarr/netCDF path or an ARCO-ERA5-layout zarr, :func:`open_any`)
-    or, when None, the default dataset.
+    """Open ``data``: a name of :mod:`ppviz.data.registry` (``synthetic``, ``era5-sample``,
+    ``configured``), a canonical zarr/netCDF path or an ARCO-ERA5-layout zarr
+    (:func:`ppviz.data.registry.open_any`), or None for the default dataset.
 
     The default is ``$PPVIZ_DATA`` when set (e.g. a dataset made by ``ppviz data prepare``),
     otherwise the embedded synthetic Europe, written to the cache on first use.
     """
-    if data is None and os.environ.get(DATA_ENV):
-        data = os.environ[DATA_ENV]
-    if data is None or str(data) in ("", "default", "synthetic"):
-        path = ensure_default_dataset(days=default_days(), seed=0)
-        return open_dataset(path)
-    return open_any(data)
+    return open_any(data_path(data))
 
 
-def open_any(path) -> xr.Dataset:
-    """Open a dataset path lazily as a canonical dataset: a canonical zarr/netCDF
-    (:func:`ppviz.data.canonical.open_dataset`), or a zarr store in the ARCO-ERA5 layout
-    (:func:`ppviz.data.arco.open_arco`: Europe, or a regional store's own points, with latitude
-    ascending, longitude wrapped across 0 deg, tp from m and vimd from kg m-2 to mm/h)."""
-    p = Path(path)
-    if str(path).startswith(("gs://", "s3://", "https://")):
-        from ppviz.data.arco import open_arco
-
-        return open_arco(str(path))
-    if p.exists() and (p.is_dir() or p.suffix == ".zarr"):
-        from ppviz.data.arco import is_arco_layout, open_arco
-
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-                raw = xr.open_zarr(p)
-        except Exception:  # noqa: BLE001 - open_dataset gives the one-line message below
-            raw = None
-        if raw is not None and is_arco_layout(raw):
-            return open_arco(p)
-    return open_dataset(path)
+def data_path(data=None) -> Path | str:
+    """Where :func:`load_dataset` reads ``data`` from (a dataset name is resolved by the registry;
+    a remote store's URL is kept as text)."""
+    if data is not None and str(data).startswith(URL_PREFIXES):
+        return str(data)
+    if data is None or str(data) in ("", "default"):
+        return default_data_path()
+    if is_dataset_name(data):
+        return dataset_path(str(data))
+    return Path(data)
 
 
-def default_data_path():
+def default_data_path() -> Path:
     """Where :func:`load_dataset` with no argument reads from: ``$PPVIZ_DATA`` or the synthetic
     store in the cache (generating it on first use)."""
-    if os.environ.get(DATA_ENV) and os.environ[DATA_ENV] not in ("default", "synthetic"):
-        return Path(os.environ[DATA_ENV])
-    return Path(ensure_default_dataset(days=default_days(), seed=0))
+    from ppviz.data.registry import default_name
+
+    return dataset_path(default_name())
 
 
 def time_range_text(ds: xr.Dataset) -> str:

@@ -87,7 +87,7 @@ def train_diffusion_checkpoint(out, *, data=None, pp_checkpoint=None, target: st
                                crop: int = 64, lr: float = 5e-4, base_channels: int = 32,
                                channel_mult: tuple[int, ...] = (1, 2, 2), blocks: int = 1,
                                sigma_data: float | None = None, seed: int = 0, holdout: float = 0.2,
-                               eval_dates: int = 6, eval_members: int = 4, eval_region: str = "europe",
+                               eval_dates: int = 6, eval_members: int = 4, eval_region: str | None = None,
                                default: bool = False, command: str = "", log=print, loader: str = "stream",
                                workers: int = 2, amp: bool = True, compile: bool = False, log_every: int = 50,
                                ckpt_every: int | None = None, snapshot_every: int = 0, snapshot_hours: int = 2,
@@ -137,7 +137,7 @@ def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resum
 
     from ppviz.checkpoints import default_checkpoint, load_checkpoint, save_checkpoint
     from ppviz.data.grid import Grid
-    from ppviz.data.regions import Region
+    from ppviz.data.regions import Region, data_extent
     from ppviz.data.source import load_dataset
     from ppviz.diffusion.downscaler import DownscalerConfig, residual_std, static_channels
     from ppviz.training.diffusion_loop import DiffusionTrainConfig, train_diffusion, train_diffusion_stream
@@ -222,7 +222,8 @@ def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resum
     if n:
         # spread the held-out dates evenly over the held-out period, at varying hours
         pick = held_days[np.linspace(0, held_days.size - 1, n).round().astype(int)]
-        scores = heldout_scores(models, ds, pick, Region.parse(eval_region), members=eval_members,
+        region = Region.parse(eval_region) if eval_region else data_extent(ds)
+        scores = heldout_scores(models, ds, pick, region, members=eval_members,
                                 steps=18, seed=seed)
         log(format_heldout(scores))
     desc = (f"{ds.attrs.get('source', 'dataset')[:160]} ({data or 'default'}), "

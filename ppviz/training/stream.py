@@ -91,10 +91,10 @@ def _reader(data):
     opened once per process (DataLoader workers open their own)."""
     key = (os.getpid(), None if data is None else str(data))
     if key not in _OPEN:
-        from ppviz.data.source import default_data_path, open_any
+        from ppviz.data.source import data_path, open_any
         from ppviz.data.windows import WindowReader
 
-        path = default_data_path() if data is None else data
+        path = data_path(data)  # None: the default; a registry name (era5-sample, ...) resolved
         _OPEN[key] = WindowReader(path, open_any(path))
     return _OPEN[key]
 

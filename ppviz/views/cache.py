@@ -16,36 +16,65 @@ DEFAULT_PP_ENV = "PPVIZ_DEFAULT_PP"
 CUSTOM = "custom"
 
 _lock = threading.RLock()
-_dataset: xr.Dataset | None = None
+_datasets: dict[str, tuple] = {}  # registry name -> (path, dataset)
 _models: dict[tuple, object] = {}
 _pp: dict[str, object] = {}
 
 
-_dataset_path = None
+def dataset(name: str | None = None) -> xr.Dataset:
+    """The dataset ``name`` of :mod:`ppviz.data.registry` (None: its default), opened once.
 
-
-def dataset() -> xr.Dataset:
-    """The default dataset (:func:`ppviz.data.source.load_dataset` with no path), opened once.
-
-    The data are read lazily, so a file that vanishes while the app runs would surface as an
-    obscure read error deep in a plot; instead every call checks the file is still there and
-    raises FileNotFoundError saying so (the page shows it). Once the file is back it is
-    reopened.
+    ValueError naming the allowed names for an unknown one. The data are read lazily, so a file
+    that vanishes while the app runs would surface as an obscure read error deep in a plot;
+    instead every call checks the file is still there and raises FileNotFoundError saying so
+    (the page shows it). Once the file is back it is reopened.
     """
-    global _dataset, _dataset_path
+    from ppviz.data import registry
+
+    name = registry.default_name() if name is None else registry.check_name(name)
     with _lock:
-        if _dataset is not None and _dataset_path is not None and not _dataset_path.exists():
-            _dataset = None
+        held = _datasets.get(name)
+        if held is not None and not held[0].exists():
+            del _datasets[name]
             raise FileNotFoundError(
-                f"the data file {_dataset_path} has gone away while the app was running; "
+                f"the data file {held[0]} has gone away while the app was running; "
                 "restore it (or restart the app) and try again"
             )
-        if _dataset is None:
-            from ppviz.data.source import default_data_path, load_dataset
+        if held is None:
+            from ppviz.data.canonical import open_dataset
 
-            _dataset_path = default_data_path()
-            _dataset = load_dataset(_dataset_path)
-        return _dataset
+            path = registry.dataset_path(name)
+            held = _datasets[name] = (path, open_dataset(path))
+        return held[1]
+
+
+def dataset_choices() -> dict[str, str]:
+    """``{title: name}`` of the datasets the app offers (:func:`ppviz.data.registry.dataset_titles`)."""
+    from ppviz.data.registry import dataset_titles
+
+    return dataset_titles()
+
+
+def check_dataset_name(name: str) -> str:
+    """``name`` when the app offers it; ValueError naming the allowed names otherwise."""
+    from ppviz.data.registry import check_name
+
+    return check_name(name)
+
+
+def default_dataset_name() -> str:
+    from ppviz.data.registry import default_name
+
+    return default_name()
+
+
+def dataset_label(ds: xr.Dataset) -> str:
+    """What the header says about ``ds``: real ERA5 with its attribution line, or its source."""
+    from ppviz.data.registry import is_real_era5
+
+    if is_real_era5(ds):
+        return f"real ERA5 ({ds.attrs.get('licence', '')})"
+    return str(ds.attrs.get("source", "?"))
 
 
 def time_bounds(ds: xr.Dataset) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -175,9 +204,28 @@ def read_model_card(name: str) -> str:
 # -- regions ---------------------------------------------------------------------------------
 
 
-def region_choices() -> dict[str, str]:
-    """``{title: slug}`` of the named regions, plus the custom box."""
-    return {**{v[0]: k for k, v in NAMED_REGIONS.items()}, "Custom box (lat0,lat1,lon0,lon1)": CUSTOM}
+def region_choices(ds: xr.Dataset | None = None) -> dict[str, str]:
+    """``{title: slug}`` of the named regions (with ``ds``: those inside it, and its whole extent
+    as a box when that is no named region), plus the custom box."""
+    if ds is None:
+        named = {v[0]: k for k, v in NAMED_REGIONS.items()}
+    else:
+        from ppviz.data.regions import data_extent, regions_inside
+
+        named = {r.title: r.name for r in regions_inside(ds)}
+        try:
+            ext = data_extent(ds)
+        except ValueError:
+            ext = None
+        if ext is not None and ext.name == CUSTOM:
+            named = {f"Whole data ({ext.slug_or_box})": ext.slug_or_box, **named}
+    return {**named, "Custom box (lat0,lat1,lon0,lon1)": CUSTOM}
+
+
+def first_region(ds: xr.Dataset) -> str:
+    """The region a page starts on for ``ds``: ``sample`` when the data hold it, else the data's extent."""
+    choices = list(region_choices(ds).values())
+    return "sample" if "sample" in choices else choices[0]
 
 
 def parse_region(region: str, box: str = "") -> Region:

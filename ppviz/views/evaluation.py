@@ -52,7 +52,7 @@ def evaluate_range(request: DownscaleRequest, job=None, *, ds=None) -> Evaluatio
     from ppviz.views.cache import dataset, load_models
     from ppviz.pipeline import downscale_time
 
-    ds = dataset() if ds is None else ds
+    ds = dataset(request.data) if ds is None else ds
     region, times = validate_evaluation(request, ds)
     models = load_models(request.checkpoint, request.pp_checkpoint)
     n, steps = len(times), int(request.steps)

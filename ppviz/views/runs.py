@@ -113,7 +113,7 @@ def run_ensemble(request: DownscaleRequest, job: Job | None = None, *, ds=None, 
     from ppviz.pipeline import downscale_time
 
     region = request.validate()
-    ds = dataset() if ds is None else ds
+    ds = dataset(request.data) if ds is None else ds
     if job is not None:
         job.report(0.0, "loading models")
     models = load_models(request.checkpoint, request.pp_checkpoint)
