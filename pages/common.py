@@ -49,6 +49,10 @@ class SharedState(param.Parameterized):
         super().__init__(**params)
         self.ds = ds
         self.first, self.last = _models.time_bounds(ds)
+        if "region" not in params:  # a region that fits the data (the URL may still name another)
+            from ppviz.views.highlights import default_region
+
+            self.region = default_region(ds)
         if not self.time:
             self.time = _models.default_time(ds).strftime(TIME_FMT)
 
