@@ -105,3 +105,24 @@ def warm(ds: xr.Dataset | None = None, checkpoint: str | None = None):
         return None
     _, job = R.submit(default_request(ds, checkpoint))
     return job
+
+
+WARM_ENV = "PPVIZ_WARM"
+
+
+def warm_in_background() -> None:
+    """:func:`warm` in a daemon thread (server start must not wait for the dataset or torch);
+    ``$PPVIZ_WARM=0`` turns it off. Failures are logged: the page then runs it on open."""
+    import logging
+    import os
+
+    if os.environ.get(WARM_ENV, "1").strip() == "0":
+        return
+
+    def work():
+        try:
+            warm()
+        except Exception:  # noqa: BLE001 - the landing page submits the same run when opened
+            logging.getLogger("ppviz.dashboard").warning("warming the landing run failed", exc_info=True)
+
+    threading.Thread(target=work, name="ppviz-warm", daemon=True).start()
