@@ -11,7 +11,7 @@ import panel as pn
 import param
 
 from pages.common import (
-    url_state,
+    LazyPage, url_state,
     WAVELENGTH_TICKS, CONTROL_WIDTH, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
     region_controls, time_controls,
 )
@@ -40,8 +40,9 @@ def registry_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-class CheckpointsPage(pn.viewable.Viewer):
-    """Model cards; A vs B on the same hour, region and seeds; one member's denoising, animated."""
+class CheckpointsPage(LazyPage):
+    """Model cards and training curves; A vs B on the same hour, region and seeds (computed when the
+    page is first opened); one member's denoising, animated."""
 
     card = param.Selector(default=None, objects=[], allow_None=True, doc="checkpoint whose model card is shown")
     ckpt_a = param.Selector(default=None, objects=[], allow_None=True)
@@ -72,6 +73,7 @@ class CheckpointsPage(pn.viewable.Viewer):
         self._runs: dict[str, R.EnsembleRun] = {}
         self._messages = pn.Column(sizing_mode="stretch_width")
         self._table = pn.pane.DataFrame(registry_table(), index=False, sizing_mode="stretch_width", max_height=260)
+        self._training = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._card = SafeDocument("", sizing_mode="stretch_width", max_height=520, styles={"overflow-y": "auto"})
         self._cmp_maps = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._cmp_curves = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
@@ -87,8 +89,15 @@ class CheckpointsPage(pn.viewable.Viewer):
         self._cmp_btn = pn.widgets.Button(label="Compare A and B", color="primary", width=150)
         self._cmp_btn.on_click(self._on_compare)
         self.param.watch(self._show_card, "card")
+        self.param.watch(self._show_training, "card")
         self.param.watch(self._show_trajectory, "trajectory_of")
         self._show_card()
+        self._show_training()
+
+    def _update(self) -> None:
+        """First opened: compare A and B through the queue (cached runs draw at once)."""
+        if not self._runs and not self._jobs.busy and self.ckpt_a and self.ckpt_b:
+            self._on_compare()
 
     def _show(self, *objs):
         self._messages.objects = list(objs)
@@ -101,6 +110,27 @@ class CheckpointsPage(pn.viewable.Viewer):
             self._card.object = M.read_model_card(self.card)
         except Exception as exc:  # noqa: BLE001
             self._card.object = f"**The model card could not be read:** {error_text(exc)}"
+
+    def _show_training(self, *_):
+        """Loss vs step of the card's checkpoint, from its training log (a note when it has none)."""
+        try:
+            log = C.training_curves(self.card) if self.card else None
+        except Exception as exc:  # noqa: BLE001
+            self._training.object = None
+            self._show(alert(f"The training log could not be read: {error_text(exc)}"))
+            return
+        if log is None:
+            self._training.object = hv.Curve([], "step", "loss").opts(
+                frame_width=420, frame_height=200, title=f"{self.card or 'no checkpoint'}: no training log")
+            return
+        colors = ["black", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
+        curves = [hv.Curve((log["step"], v), "step", "loss", label=k).opts(color=colors[i % len(colors)],
+                                                                             line_width=2.5 if k == "loss" else 1.2)
+                  for i, (k, v) in enumerate((k, v) for k, v in log.items() if k != "step")]
+        positive = all(np.nanmin(c.dimension_values(1)) > 0 for c in curves)
+        self._training.object = hv.Overlay(curves).opts(
+            frame_width=420, frame_height=200, logy=positive, legend_position="top_right", xlabel="training step",
+            ylabel="loss", title=f"Training curves of {self.card} (training_log.jsonl)")
 
     # -- A/B ------------------------------------------------------------------------------
     def _requests(self):
@@ -247,7 +277,7 @@ class CheckpointsPage(pn.viewable.Viewer):
                              "`$PPVIZ_CHECKPOINTS`; the first of a name wins."),
             self._table,
             pn.widgets.Select.from_param(self.param.card, label="Model card of", width=300),
-            self._card, sizing_mode="stretch_width")
+            self._training, self._card, sizing_mode="stretch_width")
         traj = pn.Column(
             markdown("### Denoising trajectory of member 0\nPress play: the sampler's state x and its "
                              "denoised estimate at each kept step (from the comparison run)."),

@@ -17,7 +17,9 @@ import pandas as pd
 import panel as pn
 import param
 
-from pages.common import TIME_FMT, TP_MIN, alert, coast_paths, error_text, frame_size, grid_bounds, map_values
+from pages.common import (
+    TIME_FMT, TP_MIN, alert, coast_paths, error_text, frame_size, grid_bounds, map_values, url_messages, sync_url,
+)
 from pages.jobview import JobView
 from pages.safe import markdown
 from ppviz.views import runs as R
@@ -46,6 +48,7 @@ class Timeline(pn.viewable.Viewer):
         self._messages = pn.Column(sizing_mode="stretch_width")
         self._series = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._accum = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
+        sync_url(self, {"span": "span", "fps": "fps"}, on_error=url_messages(self._messages, self))
         self._help = markdown("*Click a cell on the truth, member or mean map for its time series over the "
                               "span; play computes the span's ensembles first.*", margin=(0, 10))
 
@@ -118,8 +121,9 @@ class Timeline(pn.viewable.Viewer):
         self._message()
         self.playing = True
         self._button.label = "⏸ Pause"
-        if self._poller is None:
-            self._poller = pn.state.add_periodic_callback(self._tick, period=int(1000 / self.fps))
+        if self._poller is not None:
+            self._poller.stop()
+        self._poller = pn.state.add_periodic_callback(self._tick, period=int(1000 / self.fps))
 
     def pause(self) -> None:
         self.playing = False
@@ -227,14 +231,11 @@ class Timeline(pn.viewable.Viewer):
     # -- layout -----------------------------------------------------------------------------
     def controls(self):
         return pn.Row(self._button,
-                      pn.widgets.IntInput.from_param(self.param.span, name="", width=70,
-                                                     description="hours in the span"),
-                      pn.widgets.IntInput.from_param(self.param.fps, name="", width=60,
-                                                     description="frames a second"),
+                      pn.widgets.IntInput.from_param(self.param.span, name="Span (h)", width=80),
+                      pn.widgets.IntInput.from_param(self.param.fps, name="Frames/s", width=80),
                       self._jobs.progress, self._text, sizing_mode="stretch_width")
 
     def __panel__(self):
-        return pn.Column(markdown("### Time: play a span, click a cell", margin=(0, 10)), self.controls(),
-                         self._messages, self._help, self._series, self._accum, sizing_mode="stretch_width")
+        return pn.Column(self._messages, self._help, self._series, self._accum, sizing_mode="stretch_width")
 
 

@@ -21,11 +21,12 @@ import xarray as xr
 from ppviz.evaluation.store import EvaluationResult, read_evaluation, save_evaluation
 from ppviz.request import DownscaleRequest, check_request
 
-__all__ = ["EVAL_ROOTS_ENV", "MAX_TIMES", "EvaluationResult", "allowed_roots", "evaluate_range", "load_evaluation",
-           "save_evaluation", "validate_evaluation"]
+__all__ = ["EVAL_ROOTS_ENV", "MAX_TIMES", "SHIPPED_DIR", "EvaluationResult", "allowed_roots", "evaluate_range",
+           "load_evaluation", "save_evaluation", "shipped_evaluation", "validate_evaluation"]
 
 EVAL_ROOTS_ENV = "PPVIZ_EVAL_ROOTS"
 MAX_TIMES = 72
+SHIPPED_DIR = "evaluation"  # a checkpoint's held-out evaluation: <checkpoint>/evaluation/ (ppviz evaluate)
 
 
 def validate_evaluation(request: DownscaleRequest, ds) -> tuple:
@@ -103,3 +104,17 @@ def load_evaluation(path, roots=None) -> EvaluationResult:
         raise ValueError(f"{p} is outside the directories evaluations may be read from "
                          f"({', '.join(map(str, roots))}; set {EVAL_ROOTS_ENV} to change them)")
     return read_evaluation(p)
+
+
+def shipped_evaluation(checkpoint: str) -> EvaluationResult | None:
+    """The held-out evaluation shipped beside the registered ``checkpoint`` (its
+    ``evaluation/`` directory, written by ``ppviz evaluate``), or None when it has none. The path
+    comes from the registry, never from a browser, so no root check applies."""
+    from ppviz.checkpoints import resolve_checkpoint
+
+    path = resolve_checkpoint(checkpoint, allow_paths=False) / SHIPPED_DIR
+    if not (path / "metrics.json").is_file():
+        return None
+    res = read_evaluation(path)
+    res.source = f"{checkpoint}/{SHIPPED_DIR} (held-out evaluation shipped with the checkpoint)"
+    return res
