@@ -73,7 +73,6 @@ class CheckpointsPage(LazyPage):
         self._runs: dict[str, R.EnsembleRun] = {}
         self._messages = pn.Column(sizing_mode="stretch_width")
         self._table = pn.pane.DataFrame(registry_table(), index=False, sizing_mode="stretch_width", max_height=260)
-        self._training = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._card = SafeDocument("", sizing_mode="stretch_width", max_height=520, styles={"overflow-y": "auto"})
         self._cmp_maps = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._cmp_curves = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
@@ -89,10 +88,8 @@ class CheckpointsPage(LazyPage):
         self._cmp_btn = pn.widgets.Button(label="Compare A and B", color="primary", width=150)
         self._cmp_btn.on_click(self._on_compare)
         self.param.watch(self._show_card, "card")
-        self.param.watch(self._show_training, "card")
         self.param.watch(self._show_trajectory, "trajectory_of")
         self._show_card()
-        self._show_training()
 
     def _update(self) -> None:
         """First opened: compare A and B through the queue (cached runs draw at once)."""
@@ -111,26 +108,24 @@ class CheckpointsPage(LazyPage):
         except Exception as exc:  # noqa: BLE001
             self._card.object = f"**The model card could not be read:** {error_text(exc)}"
 
-    def _show_training(self, *_):
-        """Loss vs step of the card's checkpoint, from its training log (a note when it has none)."""
-        try:
-            log = C.training_curves(self.card) if self.card else None
-        except Exception as exc:  # noqa: BLE001
-            self._training.object = None
-            self._show(alert(f"The training log could not be read: {error_text(exc)}"))
-            return
-        if log is None:
-            self._training.object = hv.Curve([], "step", "loss").opts(
-                frame_width=420, frame_height=200, title=f"{self.card or 'no checkpoint'}: no training log")
-            return
-        colors = ["black", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
-        curves = [hv.Curve((log["step"], v), "step", "loss", label=k).opts(color=colors[i % len(colors)],
-                                                                             line_width=2.5 if k == "loss" else 1.2)
-                  for i, (k, v) in enumerate((k, v) for k, v in log.items() if k != "step")]
+    @staticmethod
+    def _training_plot(names: dict):
+        """Loss vs step of the checkpoints ``{tag: name}`` from their training logs (drawn with the
+        A/B: a plot drawn on the page before the comparison left the comparison's plots blank)."""
+        colors = {"A": "#1f77b4", "B": "#d62728"}
+        curves = []
+        for tag, name in names.items():
+            log = C.training_curves(name)
+            if log is not None and "loss" in log:
+                curves.append(hv.Curve((log["step"], log["loss"]), "step", "loss", label=f"{tag}: {name}").opts(
+                    color=colors.get(tag, "black"), line_width=2))
+        if not curves:
+            return hv.Curve([], "step", "loss").opts(frame_width=380, frame_height=250,
+                                                     title="Training curves: no training log")
         positive = all(np.nanmin(c.dimension_values(1)) > 0 for c in curves)
-        self._training.object = hv.Overlay(curves).opts(
-            frame_width=420, frame_height=200, logy=positive, legend_position="top_right", xlabel="training step",
-            ylabel="loss", title=f"Training curves of {self.card} (training_log.jsonl)")
+        return hv.Overlay(curves).opts(frame_width=380, frame_height=250, logy=positive, legend_position="top_right",
+                                       xlabel="training step", ylabel="loss",
+                                       title="Training curves (training_log.jsonl)")
 
     # -- A/B ------------------------------------------------------------------------------
     def _requests(self):
@@ -216,7 +211,11 @@ class CheckpointsPage(LazyPage):
             ]).opts(logx=True, logy=True, frame_width=300, frame_height=250, xlabel="truth quantile (mm/h)",
                     ylabel="model quantile (mm/h)", title="QQ (wet tail)", legend_position="top_left")
             items.append(qq)
-        self._cmp_curves.object = hv.Layout(items).cols(2).opts(shared_axes=False)
+        try:
+            items.append(self._training_plot({"A": a.request.checkpoint, "B": b.request.checkpoint}))
+        except Exception as exc:  # noqa: BLE001 - the comparison is still shown
+            self._show(alert(f"The training logs could not be read: {error_text(exc)}"))
+        self._cmp_curves.object = hv.Layout(items).cols(3).opts(shared_axes=False)
         ca, cb = C.crps_scores(ea), C.crps_scores(eb)
         if ca:
             rows = [f"| A: {text(a.request.checkpoint)} | {next(iter(ca.values())):.4f} | {a.seconds:.1f} s |",
@@ -277,7 +276,7 @@ class CheckpointsPage(LazyPage):
                              "`$PPVIZ_CHECKPOINTS`; the first of a name wins."),
             self._table,
             pn.widgets.Select.from_param(self.param.card, label="Model card of", width=300),
-            self._training, self._card, sizing_mode="stretch_width")
+            self._card, sizing_mode="stretch_width")
         traj = pn.Column(
             markdown("### Denoising trajectory of member 0\nPress play: the sampler's state x and its "
                              "denoised estimate at each kept step (from the comparison run)."),

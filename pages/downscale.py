@@ -110,7 +110,7 @@ class DownscalePage(LazyPage):
     def _update(self) -> None:
         """First opened (the app shows this tab): compute the ensemble of the hour shown, through
         the queue (at once from the cache when the server warmed it, see
-        :func:`ppviz.views.highlights.warm`)."""
+        :func:`ppviz.views.runs.warm`)."""
         if self._view is None or self._view.run is not None or not self.checkpoint:
             return
         self._on_run()

@@ -44,7 +44,9 @@ def test_default_region_skips_regions_outside_the_data():
 
 def test_default_request_carries_the_default_view():
     ds = _dataset(np.arange(45.0, 55.0, 0.25), np.arange(0.0, 10.0, 0.25), wet_hour=5)
-    req = H.default_request(ds, "some-checkpoint")
+    from ppviz.views.runs import default_request
+
+    req = default_request(ds, "some-checkpoint")
     assert (req.time, req.region, req.members, req.steps) == ("2021-01-01T05:00", "sample", 4, 8)
 
 
@@ -89,3 +91,19 @@ def test_cell_index_finds_the_cell_and_refuses_points_outside():
     assert abs(g.lat[i] - 50.1) <= 0.125 and abs(g.lon[j] - 5.1) <= 0.125
     with pytest.raises(ValueError, match="outside the region"):
         T.cell_index(region, 60.0, 5.0)
+
+
+def test_the_default_checkpoint_ships_its_evaluation_and_training_curves():
+    """pretrained/edm-pp-v1 carries a held-out `ppviz evaluate` directory and its training log."""
+    from ppviz.views import curves as C
+    from ppviz.views import evaluation as E
+
+    res = E.shipped_evaluation("edm-pp-v1")
+    assert res is not None and "shipped with the checkpoint" in res.source
+    assert res.scalars["n_times"] == 6 and res.scalars["n_members"] == 4
+    assert res.settings["region"] == "sample"
+    assert {"spectrum", "rank_histogram"} <= set(res.curves.data_vars)
+    log = C.training_curves("edm-pp-v1")
+    assert log["step"][0] == 50 and log["step"].size == 40
+    assert log["loss"][-1] < log["loss"][0] / 2  # it learned
+    assert "lr" not in log and "seconds" not in log

@@ -1,5 +1,5 @@
-"""What the dashboard opens on: a region that fits the data and its rainiest hour, and the
-landing page's default run (warmed at server start, so the first look already has its ensemble).
+"""What the dashboard opens on: a region that fits the data and its rainiest hour (the landing
+page's default run at that hour is :func:`ppviz.views.runs.default_request`, warmed at server start).
 
 The default region is the first of :data:`PREFERRED_REGIONS` that lies inside the data (the
 small ERA5 sample box first: its runs take seconds), else the first named region that does.
@@ -18,9 +18,6 @@ import xarray as xr
 from ppviz.data.regions import NAMED_REGIONS, Region
 
 PREFERRED_REGIONS = ("sample", "benelux-rhine", "alps", "france", "british-isles", "central-europe")
-DEFAULT_MEMBERS = 4
-DEFAULT_STEPS = 8
-DEFAULT_SEED = 0
 
 _lock = threading.Lock()
 _memo: list[tuple] = []  # (dataset, key, value), newest last; the dataset itself, as ids are reused
@@ -80,49 +77,3 @@ def default_view(ds: xr.Dataset) -> tuple[pd.Timestamp, str]:
     """``(hour, region slug)`` a page opens on when the URL names neither."""
     region = default_region(ds)
     return rainiest_hour(ds, region), region
-
-
-def default_request(ds: xr.Dataset, checkpoint: str):
-    """The :class:`ppviz.request.DownscaleRequest` the landing page shows first with ``checkpoint``
-    (its default members, steps and seed, at :func:`default_view`)."""
-    from ppviz.request import DownscaleRequest
-
-    t, region = default_view(ds)
-    return DownscaleRequest(checkpoint=checkpoint, time=t.strftime("%Y-%m-%dT%H:%M"), region=region,
-                            members=DEFAULT_MEMBERS, steps=DEFAULT_STEPS, seed=DEFAULT_SEED)
-
-
-def warm(ds: xr.Dataset | None = None, checkpoint: str | None = None):
-    """Queue the landing page's default run (:func:`default_request` with the preferred diffusion
-    checkpoint), so the first visitor finds it cached. Returns the job, or None when it is cached
-    already or no diffusion checkpoint is registered."""
-    from ppviz.views import cache as M
-    from ppviz.views import runs as R
-
-    ds = M.dataset() if ds is None else ds
-    checkpoint = checkpoint or M.preferred_checkpoint("diffusion")
-    if not checkpoint:
-        return None
-    _, job = R.submit(default_request(ds, checkpoint))
-    return job
-
-
-WARM_ENV = "PPVIZ_WARM"
-
-
-def warm_in_background() -> None:
-    """:func:`warm` in a daemon thread (server start must not wait for the dataset or torch);
-    ``$PPVIZ_WARM=0`` turns it off. Failures are logged: the page then runs it on open."""
-    import logging
-    import os
-
-    if os.environ.get(WARM_ENV, "1").strip() == "0":
-        return
-
-    def work():
-        try:
-            warm()
-        except Exception:  # noqa: BLE001 - the landing page submits the same run when opened
-            logging.getLogger("ppviz.dashboard").warning("warming the landing run failed", exc_info=True)
-
-    threading.Thread(target=work, name="ppviz-warm", daemon=True).start()

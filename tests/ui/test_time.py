@@ -12,7 +12,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.ui.test_dashboard import FAST, PAGES, T0, _open
+T0 = "2021-01-02T06:00"
+FAST = f"time={T0}&region=sample&members=3&steps=3&seed=0"
+PAGES = {0: "downscale", 1: "pseudo_precipitation", 2: "gibbs", 3: "evaluation", 4: "checkpoints"}
 
 expect.set_options(timeout=60_000)
 
@@ -33,6 +35,11 @@ BOKEH_JS = """() => {
   }
   return {images, titles};
 }"""
+
+
+def _open(page, url, query=""):
+    page.goto(f"{url}?{query}" if query else url)
+    expect(page.get_by_text("Device:").first).to_be_visible()
 
 
 @pytest.fixture
@@ -72,7 +79,7 @@ def test_landing_opens_on_the_rainiest_hour_with_its_ensemble(tall, app_url, scr
     page.wait_for_timeout(1500)
     # truth, coarse input, members, mean, spread, slots: all hold data (before a run, members are empty)
     assert _bokeh(page)["images"] >= 12
-    page.screenshot(path=str(screenshot_dir / "downscale_on_open.png"))
+    page.screenshot(path=str(screenshot_dir / "landing_default.png"))
 
 
 def test_a_link_still_wins_and_its_ensemble_is_computed_on_open(tall, app_url):
@@ -92,10 +99,10 @@ def test_every_page_draws_a_plot_on_open(tall, app_url, screenshot_dir, index):
         expect(page.get_by_text(re.compile(r"held-out evaluation shipped with the checkpoint"))).to_be_visible()
         expect(page.get_by_text("shipped with tiny-diffusion")).to_be_visible()
         _wait_titles(page, r"^Rank histogram")
-    if index == 4:  # training curves at once, the A/B computed through the queue
-        _wait_titles(page, r"^Training curves of tiny-diffusion")
+    if index == 4:  # the A/B computed through the queue, with the training curves of A and B
         expect(page.get_by_text("CRPS of each ensemble")).to_be_visible()
         _wait_titles(page, r"^A ensemble mean$")
+        _wait_titles(page, r"^Training curves \(training_log.jsonl\)$")
     page.wait_for_timeout(2000)
     page.screenshot(path=str(screenshot_dir / f"{PAGES[index]}_on_open.png"))
 
@@ -121,6 +128,7 @@ def test_play_advances_the_hour_and_a_click_draws_the_cell_series(tall, app_url,
     assert len(series) == 1
     _wait_titles(page, r"^truth: 4 h total \(mm\)$")
     _wait_titles(page, r"^member 0: 4 h total \(mm\)$")
+    page.set_viewport_size({"width": 1600, "height": 2800})
     page.wait_for_timeout(1500)
-    page.screenshot(path=str(screenshot_dir / "downscale_time.png"), full_page=True)
+    page.screenshot(path=str(screenshot_dir / "downscale_time.png"))
     assert T0  # the span starts at the linked hour
