@@ -217,7 +217,7 @@ def play_and_click(browser, url: str, hours: int, seconds: float) -> tuple[dict,
     mean_map = sorted((b for b in boxes if abs(b["y"] - top) < 30), key=lambda b: b["x"])[3]
     clicks = []
     for k in range(5):
-        before = set(t for t in page.evaluate(IMAGES_JS)["titles"] if t.startswith("Cell "))
+        before = {t for t in page.evaluate(IMAGES_JS)["titles"] if t.startswith("Cell ")}
         t0 = time.perf_counter()
         page.mouse.click(mean_map["x"] + mean_map["width"] * (0.2 + 0.15 * k), mean_map["y"] + mean_map["height"] * 0.5)
         page.wait_for_function(

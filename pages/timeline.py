@@ -18,7 +18,16 @@ import panel as pn
 import param
 
 from pages.common import (
-    TIME_FMT, TP_MIN, alert, coast_paths, error_text, frame_size, grid_bounds, map_values, url_messages, sync_url,
+    TIME_FMT,
+    TP_MIN,
+    alert,
+    coast_paths,
+    error_text,
+    frame_size,
+    grid_bounds,
+    map_values,
+    sync_url,
+    url_messages,
 )
 from pages.jobview import JobView
 from pages.safe import markdown
@@ -83,7 +92,7 @@ class Timeline(pn.viewable.Viewer):
         """Queue the span's missing hours (shown in the progress bar)."""
         pending = []
         for req in self._reqs:
-            run, job = R.submit(req)
+            _, job = R.submit(req)
             if job is not None:
                 pending.append(job)
         if pending:

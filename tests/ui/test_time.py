@@ -18,23 +18,21 @@ PAGES = {0: "downscale", 1: "pseudo_precipitation", 2: "gibbs", 3: "evaluation",
 
 expect.set_options(timeout=60_000)
 
+
+def _bench_js(name: str) -> str:
+    """A JavaScript probe of benchmarks/bench_browser.py (one copy for the benchmark and the tests)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_browser.py"
+    spec = importlib.util.spec_from_file_location("ppviz_bench_browser", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return getattr(mod, name)
+
+
 # What the page's Bokeh documents hold: image sources with finite values, and the plot titles.
-BOKEH_JS = """() => {
-  let images = 0; const titles = [];
-  for (const doc of (window.Bokeh && window.Bokeh.documents) || []) {
-    for (const m of doc.all_models) {
-      const name = m.constructor.__name__;
-      if (name === 'Title' && m.text) titles.push(m.text);
-      if (name === 'ColumnDataSource') {
-        const data = m.data instanceof Map ? Object.fromEntries(m.data) : m.data;
-        for (const img of (data && data.image) || []) {
-          for (let i = 0; i < img.length; i++) { if (Number.isFinite(img[i])) { images++; break; } }
-        }
-      }
-    }
-  }
-  return {images, titles};
-}"""
+BOKEH_JS = _bench_js("IMAGES_JS")
 
 
 def _open(page, url, query=""):
