@@ -113,8 +113,12 @@ class DownscalePage(LazyPage):
         :func:`ppviz.views.runs.warm`)."""
         if self._view is None or self._view.run is not None or not self.checkpoint:
             return
+        try:
+            self.state.parsed_region()
+        except ValueError:  # a bad link: the page says why and shows a fallback view; nothing to run
+            return
         self._on_run()
-        if self._view is not None:
+        if self._jobs.busy:
             self._update_text(self._view, None)
 
     def _settle_text_panes(self):
