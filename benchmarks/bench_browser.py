@@ -216,10 +216,10 @@ def play_and_click(browser, url: str, hours: int, seconds: float) -> tuple[dict,
     top = min(b["y"] for b in boxes)
     mean_map = sorted((b for b in boxes if abs(b["y"] - top) < 30), key=lambda b: b["x"])[3]
     clicks = []
-    for k in range(5):
+    for k in range(4):
         before = {t for t in page.evaluate(IMAGES_JS)["titles"] if t.startswith("Cell ")}
         t0 = time.perf_counter()
-        page.mouse.click(mean_map["x"] + mean_map["width"] * (0.2 + 0.15 * k), mean_map["y"] + mean_map["height"] * 0.5)
+        page.mouse.click(mean_map["x"] + mean_map["width"] * (0.45 + 0.1 * k), mean_map["y"] + mean_map["height"] * 0.5)
         page.wait_for_function(
             f"() => ({IMAGES_JS})().titles.some(t => t.startsWith('Cell ') && !{sorted(before)!r}.includes(t))",
             polling=20, timeout=60_000)

@@ -204,9 +204,11 @@ class Timeline(pn.viewable.Viewer):
                                                                                    line_width=1.5)]
         if np.isfinite(s["truth"]).any():
             curves.insert(0, hv.Curve((t, s["truth"]), "time", "tp", label="truth").opts(color="black", line_width=2))
-        return hv.Overlay([band, *curves]).opts(
+        # in a Layout (a grid) like every other plot of the page: a lone figure added next to the
+        # page's grids left them and later grids unsized in the browser (Bokeh 3.9)
+        return hv.Layout([hv.Overlay([band, *curves]).opts(
             frame_width=560, frame_height=220, ylabel="tp (mm/h)", xlabel="time (UTC)", legend_position="top_left",
-            title=f"Cell {g.lat[i]:.2f}N, {g.lon[j]:.2f}E over {len(runs)} h", tools=["hover"])
+            title=f"Cell {g.lat[i]:.2f}N, {g.lon[j]:.2f}E over {len(runs)} h", tools=["hover"])]).cols(1)
 
     @staticmethod
     def _accum_plot(runs):
