@@ -187,7 +187,7 @@ def landing_ensemble(browser, url: str, members: int) -> float:
     slots (and the other maps) holding data, painted."""
     page = browser.new_page(viewport={"width": 1600, "height": 1200})
     t0 = time.perf_counter()
-    page.goto(url)
+    page.goto(url, timeout=300_000)  # the first session after start-up also loads the libraries
     page.get_by_text("computed in").first.wait_for(timeout=300_000)
     page.wait_for_function(f"() => ({IMAGES_JS})().images >= {8 + members}", timeout=60_000, polling=50)
     page.evaluate(TWO_FRAMES_JS)
@@ -203,7 +203,7 @@ def play_and_click(browser, url: str, hours: int, seconds: float) -> tuple[dict,
     page.set_default_timeout(300_000)
     rates = {}
     for fps in (3, 10):
-        page.goto(f"{url}&span={hours}&fps={fps}")
+        page.goto(f"{url}&span={hours}&fps={fps}", timeout=300_000)
         page.get_by_text("computed in").first.wait_for()
         page.get_by_role("button", name="▶ Play").click()
         page.get_by_text(f"{hours} of {hours} hours computed").first.wait_for()

@@ -69,7 +69,8 @@ class Timeline(pn.viewable.Viewer):
         """The span from ``start`` (default: the hour shown) with the page's current settings."""
         state = self.page.state
         region = state.parsed_region()
-        start = state.timestamp if start is None else start
+        if start is None:  # from the hour shown, moved back so the span fits before the end of the data
+            start = max(min(state.timestamp, state.last - pd.Timedelta(hours=self.span - 1)), state.first)
         base = self.page._request(region, start)
         if base is None:
             raise ValueError("no diffusion checkpoint is available to play")
