@@ -21,7 +21,7 @@ Two figures, each the median over repeats:
    cached (a new seed: computed on open through the queue).
 5. **Play frame rate**: Play over a span of ``--hours`` hours (computed first through the queue),
    then the hours shown per second, counted in the page from the status text, at the page's
-   default 3 frames/s and asking for 10.
+   default 3 frames/s and asking for 6.
 6. **Time-series click to drawn**: a click on the ensemble-mean map until the cell's time-series
    plot (title ``Cell ...``) is in the page and painted.
 
@@ -202,7 +202,7 @@ def play_and_click(browser, url: str, hours: int, seconds: float) -> tuple[dict,
     page = browser.new_page(viewport={"width": 1600, "height": 2200})
     page.set_default_timeout(300_000)
     rates = {}
-    for fps in (3, 10):
+    for fps in (3, 6):
         page.goto(f"{url}&span={hours}&fps={fps}", timeout=300_000)
         page.get_by_text("computed in").first.wait_for()
         page.get_by_role("button", name="▶ Play").click()
@@ -220,9 +220,13 @@ def play_and_click(browser, url: str, hours: int, seconds: float) -> tuple[dict,
         before = {t for t in page.evaluate(IMAGES_JS)["titles"] if t.startswith("Cell ")}
         t0 = time.perf_counter()
         page.mouse.click(mean_map["x"] + mean_map["width"] * (0.45 + 0.1 * k), mean_map["y"] + mean_map["height"] * 0.5)
-        page.wait_for_function(
-            f"() => ({IMAGES_JS})().titles.some(t => t.startsWith('Cell ') && !{sorted(before)!r}.includes(t))",
-            polling=20, timeout=60_000)
+        try:
+            page.wait_for_function(
+                f"() => ({IMAGES_JS})().titles.some(t => t.startsWith('Cell ') && !{sorted(before)!r}.includes(t))",
+                polling=20, timeout=30_000)
+        except Exception:  # noqa: BLE001 - reported as a click that drew nothing
+            clicks.append(float("nan"))
+            continue
         page.evaluate(TWO_FRAMES_JS)
         clicks.append(time.perf_counter() - t0)
     page.close()
@@ -344,8 +348,9 @@ def main(argv=None) -> int:
     print("play over " + str(args.hours) + " computed hours: " + "; ".join(
         f"asked {fps} frames/s -> {r:.2f} hours shown/s" for fps, r in rates.items())
           + f"; target >= 2: {'OK' if rates[3] >= 2 else 'MISSED'}")
-    print(f"time-series click -> drawn: median {statistics.median(clicks):.3f} s over {len(clicks)} "
-          f"(min {min(clicks):.3f}, max {max(clicks):.3f})")
+    drawn = [c for c in clicks if c == c]
+    print(f"time-series click -> drawn: {len(drawn)} of {len(clicks)} clicks drew a new series"
+          + (f"; median {statistics.median(drawn):.3f} s (min {min(drawn):.3f}, max {max(drawn):.3f})" if drawn else ""))
     print("  each change (s), Playwright:", " ".join(f"{v:.2f}" for v in changes))
     print("  each change (s), in page:   ", " ".join(f"{v:.2f}" for v in in_page))
     return 0
