@@ -111,7 +111,7 @@ class DownscalePage(LazyPage):
         """First opened (the app shows this tab): compute the ensemble of the hour shown, through
         the queue (at once from the cache when the server warmed it, see
         :func:`ppviz.views.runs.warm`)."""
-        if self._view is None or self._view.run is not None or not self.checkpoint:
+        if self._view is None or self._view.run is not None or not self.checkpoint or not R.run_on_open():
             return
         try:
             self.state.parsed_region()

@@ -26,6 +26,7 @@ from ppviz.request import DownscaleRequest
 MAX_FRAMES = 60  # trajectory frames kept per run (evenly spaced over the steps)
 CACHE_ITEMS_ENV = "PPVIZ_CACHE_ITEMS"
 CACHE_MB_ENV = "PPVIZ_CACHE_MB"
+RUN_ON_OPEN_ENV = "PPVIZ_RUN_ON_OPEN"  # 0: the landing page waits for Run (the load test's burst)
 DEFAULT_MEMBERS = 4  # the landing page's first run
 DEFAULT_STEPS = 8
 DEFAULT_SEED = 0
@@ -252,3 +253,9 @@ def warm_in_background() -> None:
             logging.getLogger("ppviz.dashboard").warning("warming the landing run failed", exc_info=True)
 
     threading.Thread(target=work, name="ppviz-warm", daemon=True).start()
+
+
+def run_on_open() -> bool:
+    """Whether the landing page computes its ensemble when first opened (``$PPVIZ_RUN_ON_OPEN``,
+    default 1; 0 leaves it to the Run button)."""
+    return os.environ.get(RUN_ON_OPEN_ENV, "1").strip() != "0"
