@@ -11,7 +11,7 @@ import panel as pn
 import param
 
 from pages.common import (
-    follow_schedule, url_state,
+    LazyPage, follow_schedule, url_state,
     WAVELENGTH_TICKS, CONTROL_WIDTH, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
     region_controls, time_controls,
 )
@@ -41,8 +41,9 @@ def registry_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-class CheckpointsPage(pn.viewable.Viewer):
-    """Model cards; A vs B on the same hour, region and seeds; one member's denoising, animated."""
+class CheckpointsPage(LazyPage):
+    """Model cards and training curves; A vs B on the same hour, region and seeds (computed when the
+    page is first opened); one member's denoising, animated."""
 
     card = param.Selector(default=None, objects=[], allow_None=True, doc="checkpoint whose model card is shown")
     ckpt_a = param.Selector(default=None, objects=[], allow_None=True)
@@ -92,6 +93,11 @@ class CheckpointsPage(pn.viewable.Viewer):
         self.param.watch(self._show_trajectory, "trajectory_of")
         self._show_card()
 
+    def _update(self) -> None:
+        """First opened: compare A and B through the queue (cached runs draw at once)."""
+        if not self._runs and not self._jobs.busy and self.ckpt_a and self.ckpt_b:
+            self._on_compare()
+
     def _show(self, *objs):
         self._messages.objects = list(objs)
 
@@ -103,6 +109,25 @@ class CheckpointsPage(pn.viewable.Viewer):
             self._card.object = M.read_model_card(self.card)
         except Exception as exc:  # noqa: BLE001
             self._card.object = f"**The model card could not be read:** {error_text(exc)}"
+
+    @staticmethod
+    def _training_plot(names: dict):
+        """Loss vs step of the checkpoints ``{tag: name}`` from their training logs (drawn with the
+        A/B: a plot drawn on the page before the comparison left the comparison's plots blank)."""
+        colors = {"A": "#1f77b4", "B": "#d62728"}
+        curves = []
+        for tag, name in names.items():
+            log = C.training_curves(name)
+            if log is not None and "loss" in log:
+                curves.append(hv.Curve((log["step"], log["loss"]), "step", "loss", label=f"{tag}: {name}").opts(
+                    color=colors.get(tag, "black"), line_width=2))
+        if not curves:
+            return hv.Curve([], "step", "loss").opts(frame_width=380, frame_height=250,
+                                                     title="Training curves: no training log")
+        positive = all(np.nanmin(c.dimension_values(1)) > 0 for c in curves)
+        return hv.Overlay(curves).opts(frame_width=380, frame_height=250, logy=positive, legend_position="top_right",
+                                       xlabel="training step", ylabel="loss",
+                                       title="Training curves (training_log.jsonl)")
 
     # -- A/B ------------------------------------------------------------------------------
     def _requests(self):
@@ -189,7 +214,11 @@ class CheckpointsPage(pn.viewable.Viewer):
             ]).opts(logx=True, logy=True, frame_width=300, frame_height=250, xlabel="truth quantile (mm/h)",
                     ylabel="model quantile (mm/h)", title="QQ (wet tail)", legend_position="top_left")
             items.append(qq)
-        self._cmp_curves.object = hv.Layout(items).cols(2).opts(shared_axes=False)
+        try:
+            items.append(self._training_plot({"A": a.request.checkpoint, "B": b.request.checkpoint}))
+        except Exception as exc:  # noqa: BLE001 - the comparison is still shown
+            self._show(alert(f"The training logs could not be read: {error_text(exc)}"))
+        self._cmp_curves.object = hv.Layout(items).cols(3).opts(shared_axes=False)
         ca, cb = C.crps_scores(ea), C.crps_scores(eb)
         if ca:
             rows = [f"| A: {text(a.request.checkpoint)} | {next(iter(ca.values())):.4f} | {a.seconds:.1f} s |",

@@ -66,6 +66,10 @@ class SharedState(param.Parameterized):
         self.ds = ds
         self.times = pd.DatetimeIndex(ds.time.values)
         self.first, self.last = _models.time_bounds(ds)
+        if "region" not in params:  # a region that fits the data (the URL may still name another)
+            from ppviz.views.highlights import default_region
+
+            self.region = default_region(ds)
         if not self.time:
             self.time = _models.default_time(ds).strftime(TIME_FMT)
 

@@ -21,15 +21,17 @@ import panel as pn
 import param
 
 from pages.common import (
-    follow_schedule, offer_checkpoints,
-    CONTROL_WIDTH, TP_MIN, WAVELENGTH_TICKS, SharedState, alert, coast_hook, error_text, frame_size, frozen_models,
+    LazyPage, follow_schedule, offer_checkpoints,
+    CONTROL_WIDTH, TP_MIN, SharedState, alert, coast_hook, error_text, frame_size, frozen_models,
     grid_bounds, log, map_group, map_image, map_values, region_controls, style_group, sync_url, time_controls,
     url_messages,
 )
 from pages import direct as D
+from pages import run_curves as RC
 from pages.jobview import JobView
 from pages.help import how_to_read
 from pages.safe import code, markdown, text
+from pages.timeline import Timeline
 from ppviz.views import curves as C
 from ppviz.views import cache as M
 from ppviz.views import runs as R
@@ -55,8 +57,9 @@ ViewStream = hv.streams.Stream.define("ViewStream", view=None)
 OverviewStream = hv.streams.Stream.define("OverviewStream", view=None)
 
 
-class DownscalePage(pn.viewable.Viewer):
-    """The landing page: coarse input, PP latent, ensemble, truth, spectra, QQ, export."""
+class DownscalePage(LazyPage):
+    """The landing page: coarse input, PP latent, ensemble, truth, spectra, QQ, export; its ensemble
+    is computed when the page is first opened (no click), and time plays over a span (:mod:`pages.timeline`)."""
 
     checkpoint = param.Selector(default=None, objects=[], allow_None=True, doc="diffusion checkpoint")
     members = param.Integer(default=4, bounds=(1, MAX_MEMBERS))
@@ -88,6 +91,7 @@ class DownscalePage(pn.viewable.Viewer):
         self._status = markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._scores = markdown("", width=CONTROL_WIDTH)
         self._jobs = JobView(on_done=lambda jobs: self._refresh(), on_message=self._show)
+        self._timeline = Timeline(self)
         self._run_btn = pn.widgets.Button(label="Run ensemble", color="primary", width=130)
         self._run_btn.on_click(self._on_run)
         self._nc = pn.widgets.FileDownload(callback=self._netcdf, filename="ppviz-ensemble.nc", label="netCDF",
@@ -107,6 +111,20 @@ class DownscalePage(pn.viewable.Viewer):
             self._refresh()
         if pn.state.curdoc is not None:
             pn.state.onload(self._settle_text_panes)
+
+    def _update(self) -> None:
+        """First opened (the app shows this tab): compute the ensemble of the hour shown, through
+        the queue (at once from the cache when the server warmed it, see
+        :func:`ppviz.views.runs.warm`)."""
+        if self._view is None or self._view.run is not None or not self.checkpoint or not R.run_on_open():
+            return
+        try:
+            self.state.parsed_region()
+        except ValueError:  # a bad link: the page says why and shows a fallback view; nothing to run
+            return
+        self._on_run()
+        if self._jobs.busy:
+            self._update_text(self._view, None)
 
     def _settle_text_panes(self):
         """Re-send the text panes once the page has loaded. Panel sends their stylesheets again
@@ -223,10 +241,10 @@ class DownscalePage(pn.viewable.Viewer):
                 for name, plot in plots.items():
                     values, _, kind, title = fields[name]
                     D.set_image(plot, map_values(values, kind), title)
-            spectra, qq = self._spectra_data(view), self._qq_data(view)
+            spectra, qq = RC.spectra_data(view), RC.qq_data(view)
             for plots in curves:
-                self._set_spectra(plots["spectra"], *spectra)
-                self._set_qq(plots["qq"], *qq)
+                RC.set_spectra(plots["spectra"], *spectra)
+                RC.set_qq(plots["qq"], *qq)
             if ov:
                 domain = map_values(M.coarse_overview(self.state.ds, view.inputs.time).values, "tp")
             for plots in ov:
@@ -246,8 +264,10 @@ class DownscalePage(pn.viewable.Viewer):
             r = run.request
             what = (f"ensemble of {r.members} members x {r.steps} {r.sampler or 'heun'} steps, seed {r.seed}, "
                     f"{code(r.checkpoint)} (computed in {run.seconds:.1f} s)")
+        elif self.checkpoint and self._jobs.busy:
+            what = "computing the ensemble (progress on the left)..."
         elif self.checkpoint:
-            what = "no ensemble for these settings yet: press **Run ensemble**"
+            what = "no ensemble for these settings yet: press **Run ensemble** (or ▶ Play)"
         else:
             what = "no diffusion checkpoint"
         self._status.object = f"**Showing {view.when} UTC** · {text(reg.title)} · {what}"
@@ -282,12 +302,13 @@ class DownscalePage(pn.viewable.Viewer):
             fn = functools.partial(self._panel, name, group)
             items.append(hv.DynamicMap(fn, streams=[self._stream]))
         self._map_dmaps = dict(zip(names, items))
+        self._timeline.tap_streams([self._map_dmaps[n] for n in ("truth_tp", "member", "mean")])
         # no .opts() on the layout: it would become per-frame options of every DynamicMap (shared axes
         # and merged tools are the defaults)
         layout = hv.Layout(items).cols(4)
         self._maps.object = layout
-        spec = hv.DynamicMap(self._spectra, streams=[self._stream])
-        qq = hv.DynamicMap(self._qq, streams=[self._stream])
+        spec = hv.DynamicMap(RC.spectra, streams=[self._stream])
+        qq = hv.DynamicMap(RC.qq, streams=[self._stream])
         self._curve_dmaps = {"spectra": spec, "qq": qq}
         self._curves.object = hv.Layout([spec, qq]).cols(2)  # different axes: nothing is shared
         self._overview.object = self._overview_map()
@@ -365,84 +386,6 @@ class DownscalePage(pn.viewable.Viewer):
             return
         self.state.param.update(box=M.box_text(x0, y0, x1, y1), region=M.CUSTOM)
 
-    SPEC_STYLE = {"truth": ("black", 2.5, "solid"), "bicubic": ("#ff7f0e", 1.5, "dashed"),
-                  "PP bicubic": ("#2ca02c", 1.5, "dashed"), "ensemble mean": ("#9467bd", 1.5, "dotted"),
-                  "members (mean)": ("#1f77b4", 2.5, "solid")}
-    QQ_STYLE = {"members": ("#1f77b4", "circle"), "bicubic": ("#ff7f0e", "triangle"),
-                "PP bicubic": ("#2ca02c", "square")}
-
-    def _spectra_data(self, view):
-        """(member paths [(n, 2) arrays], {name: (wavelength, psd)}) of the spectra panel."""
-        curves, paths = {}, []
-        if view is not None and view.run is not None:
-            sp = C.spectra(view.run.ensemble, view.shown)
-            curves = {k: v for k, v in sp.items() if k in self.SPEC_STYLE}
-            paths = [np.column_stack([wl, np.maximum(p, 1e-12)]) for k, (wl, p) in sp.items() if k.startswith("member ")]
-        elif view is not None and view.inputs.truth_tp is not None:
-            from ppviz.spectral import rapsd
-
-            _, p, wl = rapsd(view.inputs.truth_tp.astype(np.float64), view.inputs.region.fine_grid.dx_km,
-                             return_wavelength=True)
-            curves = {"truth": (wl, p)}
-        empty = (np.array([1000.0, 100.0]), np.array([np.nan, np.nan]))
-        curves = {name: curves.get(name, empty) for name in self.SPEC_STYLE}
-        return paths, {name: (wl, np.maximum(p, 1e-12)) for name, (wl, p) in curves.items()}
-
-    def _set_spectra(self, plot, paths, curves) -> None:
-        layers = D.layers(plot)
-        D.set_columns(layers["members"][0], xs=[p[:, 0] for p in paths], ys=[p[:, 1] for p in paths])
-        for name, (wl, p) in curves.items():
-            D.set_columns(layers[name][0], wavelength=np.asarray(wl), psd=np.asarray(p))
-        xs = [wl for wl, p in curves.values() if np.isfinite(p).any()] + [p[:, 0] for p in paths]
-        D.set_range(plot, "x", D.log_extent(xs, pad=0.0), inverted=True)
-        D.set_range(plot, "y", D.log_extent([p for _, p in curves.values()] + [p[:, 1] for p in paths]))
-
-    def _spectra(self, view):
-        overlay = style_group("Overlay", logx=True, logy=True, invert_xaxis=True, frame_width=420, frame_height=260,
-                              xlabel="wavelength (km)", xticks=WAVELENGTH_TICKS, ylabel="PSD ((mm/h)² km²)", framewise=True,
-                              legend_position="bottom_left", title="Power spectra of TP (region, selected members)")
-        paths, curves = self._spectra_data(view)
-        elems = [hv.Path(paths, kdims=["wavelength", "psd"], label="members",
-                         group=style_group("Path", color="#1f77b4", alpha=0.25, line_width=1, framewise=True))]
-        for name, (color, lw, dash) in self.SPEC_STYLE.items():
-            wl, p = curves[name]
-            elems.append(hv.Curve((wl, p), "wavelength", "psd", label=name,
-                                  group=style_group("Curve", color=color, line_width=lw, line_dash=dash, framewise=True)))
-        return hv.Overlay(elems, group=overlay)
-
-    def _qq_data(self, view):
-        """(truth quantiles, {name: model quantiles}, (lo, hi) of the 1:1 line) of the QQ panel."""
-        q = {}
-        if view is not None and view.run is not None and view.inputs.truth_tp is not None:
-            q = C.quantiles(view.run.ensemble, view.shown)
-        truth = np.maximum(q.get("truth", np.array([TP_MIN, 20.0])), 0.01)
-        lo, hi = 0.01, max(float(np.nanmax(truth)) * 1.5, 1.0)
-        model = {name: (np.maximum(q[name], 0.01) if name in q else np.full(truth.shape, np.nan)) for name in self.QQ_STYLE}
-        return truth, model, (lo, hi)
-
-    def _set_qq(self, plot, truth, model, line) -> None:
-        layers = D.layers(plot)
-        D.set_columns(layers["1:1"][0], truth=np.asarray(line, dtype=float), model=np.asarray(line, dtype=float))
-        for name, y in model.items():
-            for layer in layers[name]:  # the curve and its markers
-                D.set_columns(layer, truth=truth, model=y)
-        D.set_range(plot, "x", D.log_extent([truth, np.asarray(line)]))
-        D.set_range(plot, "y", D.log_extent([np.asarray(line), *model.values()]))
-
-    def _qq(self, view):
-        overlay = style_group("Overlay", logx=True, logy=True, frame_width=300, frame_height=260, framewise=True,
-                              xlabel="truth quantile (mm/h)", ylabel="model quantile (mm/h)",
-                              legend_position="top_left", title="QQ: wet tail (levels 0.80-0.9999)")
-        truth, model, (lo, hi) = self._qq_data(view)
-        elems = [hv.Curve(([lo, hi], [lo, hi]), "truth", "model", label="1:1",
-                          group=style_group("Curve", color="grey", line_dash="dashed", framewise=True))]
-        for name, (color, marker) in self.QQ_STYLE.items():
-            y = model[name]
-            elems.append(hv.Curve((truth, y), "truth", "model", label=name, group=style_group("Curve", color=color, framewise=True)))
-            elems.append(hv.Scatter((truth, y), "truth", "model", label=name,
-                                    group=style_group("Scatter", color=color, marker=marker, size=6, framewise=True)))
-        return hv.Overlay(elems, group=overlay)
-
     # -- runs -------------------------------------------------------------------------------
     def _on_run(self, _event=None):
         try:
@@ -502,5 +445,6 @@ class DownscalePage(pn.viewable.Viewer):
             markdown("**Export**", margin=(0, 10)), pn.Row(self._nc, self._png), self._scores,
             width=CONTROL_WIDTH + 20,
         )
-        main = pn.Column(how_to_read("downscale"), self._messages, self._status, self._maps, self._curves, sizing_mode="stretch_width")
+        main = pn.Column(how_to_read("downscale"), self._messages, self._status, self._timeline.controls(), self._maps,
+                         self._curves, self._timeline, sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")

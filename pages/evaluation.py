@@ -12,7 +12,7 @@ import panel as pn
 import param
 
 from pages.common import (
-    follow_schedule, offer_checkpoints, url_state,
+    LazyPage, follow_schedule, offer_checkpoints, url_state,
     WAVELENGTH_TICKS, CONTROL_WIDTH, SharedState, alert, error_text, grid_bounds, image, region_controls,
 )
 from pages.jobview import JobView
@@ -30,8 +30,9 @@ def _color(name):
     return SOURCE_STYLE.get(name, ("#7f7f7f", 1.2))
 
 
-class EvaluationPage(pn.viewable.Viewer):
-    """Spectra, QQ, rank histogram, CRPS vs baselines and percentile-ratio maps of a run."""
+class EvaluationPage(LazyPage):
+    """Spectra, QQ, rank histogram, CRPS vs baselines and percentile-ratio maps of a run; opens on the
+    checkpoint's shipped held-out evaluation (else computes the range shown, through the queue)."""
 
     checkpoint = param.Selector(default=None, objects=[], allow_None=True)
     start = param.String(default="")
@@ -76,6 +77,24 @@ class EvaluationPage(pn.viewable.Viewer):
 
     def _show(self, *objs):
         self._messages.objects = list(objs)
+
+    def _update(self) -> None:
+        """First opened: the directory named in the URL, else the checkpoint's shipped evaluation,
+        else an evaluation of the range shown (queued), so the page never opens blank."""
+        if self.result is not None or self._jobs.busy:
+            return
+        if self.directory.strip():
+            self._on_load()
+            return
+        try:
+            res = E.shipped_evaluation(self.checkpoint) if self.checkpoint else None
+        except Exception as exc:  # noqa: BLE001
+            self._show(alert(error_text(exc)))
+            res = None
+        if res is not None:
+            self._set_result(res)
+        else:
+            self._on_run()
 
     def _on_run(self, _=None):
         try:

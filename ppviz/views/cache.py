@@ -84,9 +84,11 @@ def time_bounds(ds: xr.Dataset) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 
 def default_time(ds: xr.Dataset) -> pd.Timestamp:
-    """A time to show first: 36 hours in (a day and a half), or the last step of short data."""
-    t = pd.DatetimeIndex(ds.time.values)
-    return t[min(36, t.size - 1)]
+    """The hour to show first: the rainiest hour of the default region
+    (:func:`ppviz.views.highlights.default_view`)."""
+    from ppviz.views.highlights import default_view
+
+    return default_view(ds)[0]
 
 
 def device_label() -> str:

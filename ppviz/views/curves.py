@@ -116,3 +116,37 @@ def trajectory_pp_range(traj) -> float:
     if traj is None or len(traj) == 0:
         return 3.0
     return float(np.nanpercentile(np.abs(traj.denoised), 99)) or 3.0
+
+
+TRAINING_LOG = "training_log.jsonl"
+_NOT_LOSSES = ("step", "lr", "seconds", "epoch")
+
+
+def training_curves(name: str) -> dict[str, np.ndarray] | None:
+    """The training log of the registered checkpoint ``name`` as curves: ``step`` (n,) and each
+    logged loss term (n,) (``loss`` first; ``lr``, ``seconds`` left out); None when the
+    checkpoint has no ``training_log.jsonl``. Lines that are not JSON objects with a step are
+    skipped; a term missing on a line is NaN there."""
+    import json
+
+    from ppviz.checkpoints import resolve_checkpoint
+
+    path = resolve_checkpoint(name, allow_paths=False) / TRAINING_LOG
+    if not path.is_file():
+        return None
+    rows = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), (int, float)):
+            rows.append(row)
+    if not rows:
+        return None
+    keys = sorted({k for r in rows for k, v in r.items() if k not in _NOT_LOSSES and isinstance(v, (int, float))},
+                  key=lambda k: (k != "loss", k))
+    out = {"step": np.array([float(r["step"]) for r in rows])}
+    for k in keys:
+        out[k] = np.array([float(r[k]) if isinstance(r.get(k), (int, float)) else np.nan for r in rows])
+    return out

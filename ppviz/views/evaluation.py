@@ -24,11 +24,13 @@ import xarray as xr
 from ppviz.evaluation.store import EvaluationResult, read_evaluation, save_evaluation
 from ppviz.request import DownscaleRequest, check_request
 
-__all__ = ["EVAL_ROOTS_ENV", "MAX_TIMES", "EvaluationResult", "allowed_roots", "evaluate_predictions",
-           "evaluate_range", "load_evaluation", "open_predictions_file", "save_evaluation", "validate_evaluation"]
+__all__ = ["EVAL_ROOTS_ENV", "MAX_TIMES", "SHIPPED_DIR", "EvaluationResult", "allowed_roots", "evaluate_predictions",
+           "evaluate_range", "load_evaluation", "open_predictions_file", "save_evaluation", "shipped_evaluation",
+           "validate_evaluation"]
 
 EVAL_ROOTS_ENV = "PPVIZ_EVAL_ROOTS"
 MAX_TIMES = 72
+SHIPPED_DIR = "evaluation"  # a checkpoint's held-out evaluation: <checkpoint>/evaluation/ (ppviz evaluate)
 
 
 def validate_evaluation(request: DownscaleRequest, ds) -> tuple:
@@ -149,4 +151,18 @@ def evaluate_predictions(ds, job=None) -> EvaluationResult:
         job.report(0.0, f"scoring {ds.sizes['time']} times x {ds.sizes['member']} members")
     res = evaluate_ensemble(ds, baselines=(), gibbs=False)
     res.source = ds.attrs.get("predictions", "predictions")
+    return res
+
+
+def shipped_evaluation(checkpoint: str) -> EvaluationResult | None:
+    """The held-out evaluation shipped beside the registered ``checkpoint`` (its
+    ``evaluation/`` directory, written by ``ppviz evaluate``), or None when it has none. The path
+    comes from the registry, never from a browser, so no root check applies."""
+    from ppviz.checkpoints import resolve_checkpoint
+
+    path = resolve_checkpoint(checkpoint, allow_paths=False) / SHIPPED_DIR
+    if not (path / "metrics.json").is_file():
+        return None
+    res = read_evaluation(path)
+    res.source = f"{checkpoint}/{SHIPPED_DIR} (held-out evaluation shipped with the checkpoint)"
     return res

@@ -26,6 +26,10 @@ from ppviz.request import DownscaleRequest
 MAX_FRAMES = 60  # trajectory frames kept per run (evenly spaced over the steps)
 CACHE_ITEMS_ENV = "PPVIZ_CACHE_ITEMS"
 CACHE_MB_ENV = "PPVIZ_CACHE_MB"
+RUN_ON_OPEN_ENV = "PPVIZ_RUN_ON_OPEN"  # 0: the landing page waits for Run (the load test's burst)
+DEFAULT_MEMBERS = 4  # the landing page's first run
+DEFAULT_STEPS = 8
+DEFAULT_SEED = 0
 
 
 @dataclass
@@ -204,3 +208,55 @@ def submit(request: DownscaleRequest, *, queue: JobQueue | None = None, cache: R
         job = (queue or default_queue()).submit(work, label=request.label, key=request.key)
         _inflight[request.key] = job
         return None, job
+
+
+# -- the landing page's first run, warmed at server start -----------------------------------
+
+def default_request(ds, checkpoint: str) -> DownscaleRequest:
+    """The :class:`ppviz.request.DownscaleRequest` the landing page shows first with ``checkpoint``
+    (its default members, steps and seed, at :func:`ppviz.views.highlights.default_view`)."""
+    from ppviz.views.highlights import default_view
+
+    t, region = default_view(ds)
+    return DownscaleRequest(checkpoint=checkpoint, time=t.strftime("%Y-%m-%dT%H:%M"), region=region,
+                            members=DEFAULT_MEMBERS, steps=DEFAULT_STEPS, seed=DEFAULT_SEED)
+
+
+def warm(ds=None, checkpoint: str | None = None):
+    """Queue the landing page's default run (:func:`default_request` with the preferred diffusion
+    checkpoint), so the first visitor finds it cached. Returns the job, or None when it is cached
+    already or no diffusion checkpoint is registered."""
+    from ppviz.views import cache as M
+
+    ds = M.dataset() if ds is None else ds
+    checkpoint = checkpoint or M.preferred_checkpoint("diffusion")
+    if not checkpoint:
+        return None
+    _, job = submit(default_request(ds, checkpoint))
+    return job
+
+
+WARM_ENV = "PPVIZ_WARM"
+
+
+def warm_in_background() -> None:
+    """:func:`warm` in a daemon thread (server start must not wait for the dataset or torch);
+    ``$PPVIZ_WARM=0`` turns it off. Failures are logged: the page then runs it on open."""
+    import logging
+
+    if os.environ.get(WARM_ENV, "1").strip() == "0":
+        return
+
+    def work():
+        try:
+            warm()
+        except Exception:  # noqa: BLE001 - the landing page submits the same run when opened
+            logging.getLogger("ppviz.dashboard").warning("warming the landing run failed", exc_info=True)
+
+    threading.Thread(target=work, name="ppviz-warm", daemon=True).start()
+
+
+def run_on_open() -> bool:
+    """Whether the landing page computes its ensemble when first opened (``$PPVIZ_RUN_ON_OPEN``,
+    default 1; 0 leaves it to the Run button)."""
+    return os.environ.get(RUN_ON_OPEN_ENV, "1").strip() != "0"

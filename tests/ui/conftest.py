@@ -72,7 +72,26 @@ def ui_dir(tmp_path_factory) -> Path:
     (root / "checkpoints").mkdir()
     _tiny_diffusion(root / "checkpoints", "tiny-diffusion", 0)
     _tiny_diffusion(root / "checkpoints", "tiny-diffusion-b", 1, perturb=0.02)
+    _ship_log_and_evaluation(root / "checkpoints" / "tiny-diffusion")
     return root
+
+
+def _ship_log_and_evaluation(ckpt: Path) -> None:
+    """What a shipped checkpoint carries besides its weights: a training log (loss falling from
+    1.0 to 0.25) and a held-out evaluation directory (CRPS and a rank histogram)."""
+    import json
+
+    import numpy as np
+    import xarray as xr
+
+    from ppviz.views import evaluation as E
+
+    (ckpt / "training_log.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1.0 / (1 + k), "lr": 1e-3})
+                                                     + "\n" for k, s in enumerate((10, 20, 30, 40))))
+    E.save_evaluation(E.EvaluationResult(
+        scalars={"crps": {"ensemble": 0.1, "bicubic": 0.2}, "crps_skill_score": {"bicubic": 0.5}, "n_times": 3},
+        curves=xr.Dataset({"rank_histogram": ("rank", np.array([2, 3, 3, 2]))}, coords={"rank": np.arange(4)}),
+        settings={"note": "shipped with tiny-diffusion"}), ckpt / E.SHIPPED_DIR)
 
 
 @contextlib.contextmanager

@@ -230,8 +230,9 @@ def test_checkpoint_cards_ab_comparison_and_trajectory(tall, app_url, screenshot
     b.select_option(label=label)
     page.get_by_role("button", name="Compare A and B").click()
     expect(page.get_by_text("CRPS of each ensemble")).to_be_visible()
-    expect(page.get_by_text("A: tiny-diffusion", exact=False)).to_be_visible()
-    expect(page.get_by_text("B: tiny-diffusion-b", exact=False)).to_be_visible()
+    # the score table's rows (the training-curve legend names A and B too)
+    expect(page.get_by_role("cell", name="A: tiny-diffusion", exact=True)).to_be_visible()
+    expect(page.get_by_role("cell", name="B: tiny-diffusion-b", exact=True)).to_be_visible()
     expect(page.get_by_text("Denoising step")).to_be_visible()
     page.get_by_role("button", name="B", exact=True).click()  # B's trajectory
     page.wait_for_timeout(2500)
