@@ -120,13 +120,22 @@ class Timeline(pn.viewable.Viewer):
         else:
             self.play()
 
-    def play(self) -> None:
+    def _prepare(self, always_compute: bool) -> bool:
+        """Plan the span when it is stale and compute its runs (always, or only after a new plan);
+        False, with the message shown, when the input is bad."""
         try:
-            if self._stale():
+            stale = self._stale()
+            if stale:
                 self._plan()
-            self.compute()
+            if stale or always_compute:
+                self.compute()
         except Exception as exc:  # noqa: BLE001
             self._message(alert(error_text(exc)))
+            return False
+        return True
+
+    def play(self) -> None:
+        if not self._prepare(always_compute=True):
             return
         self._message()
         self.playing = True
@@ -169,12 +178,7 @@ class Timeline(pn.viewable.Viewer):
         if x is None or y is None or not np.isfinite([x, y]).all():
             return
         self._cell = (float(y), float(x))
-        try:
-            if self._stale() and not self.playing:
-                self._plan()
-                self.compute()
-        except Exception as exc:  # noqa: BLE001
-            self._message(alert(error_text(exc)))
+        if not self.playing and not self._prepare(always_compute=False):
             return
         self.draw()
 

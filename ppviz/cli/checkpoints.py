@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ppviz.cli.common import command_group
+
 
 def _cmd_promote(args) -> int:
     from ppviz.training.snapshots import promote_snapshot
@@ -13,8 +15,7 @@ def _cmd_promote(args) -> int:
 
 def add_parsers(sub) -> None:
     """Add ``ppviz checkpoints`` to ``sub`` (the ``ppviz`` subparsers)."""
-    ck = sub.add_parser("checkpoints", help="manage checkpoints made by training runs")
-    csub = ck.add_subparsers(dest="checkpoints_command", required=True)
+    csub = command_group(sub, "checkpoints", "manage checkpoints made by training runs")
     pr = csub.add_parser("promote", help="register a snapshot of a training run as a checkpoint with a model card")
     pr.add_argument("run", help="the run directory (the --state-dir of ppviz train diffusion)")
     pr.add_argument("--step", type=int, required=True, help="the snapshot's step")

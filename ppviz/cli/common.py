@@ -7,6 +7,12 @@ import sys
 from pathlib import Path
 
 
+def command_group(sub, name: str, help: str, dest: str | None = None):
+    """``ppviz NAME ...``: a group of subcommands added to ``sub``; returns its subparsers."""
+    group = sub.add_parser(name, help=help)
+    return group.add_subparsers(dest=dest or f"{name}_command", required=True)
+
+
 class UserError(Exception):
     """A problem with the user's input, reported as one line."""
 

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from ppviz.cli.common import UserError, command_line, output_path
+from ppviz.cli.common import UserError, command_group, command_line, output_path
 
 def _cmd_data_synth(args) -> int:
     from ppviz.data.canonical import write_dataset
@@ -146,8 +146,7 @@ def _cmd_regions(args) -> int:
 
 def add_parsers(sub) -> None:
     """Add this module's subcommands to ``sub`` (the ``ppviz`` subparsers)."""
-    data = sub.add_parser("data", help="prepare, synthesise and inspect datasets")
-    dsub = data.add_subparsers(dest="data_command", required=True)
+    dsub = command_group(sub, "data", "prepare, synthesise and inspect datasets")
 
     s = dsub.add_parser("synth", help="write the synthetic Europe dataset")
     s.add_argument("--days", type=int, default=60, help="span in days (default 60)")

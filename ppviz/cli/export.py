@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ppviz.cli.common import UserError
+from ppviz.cli.common import UserError, command_group
 
 
 def _cmd_export_onnx(args) -> int:
@@ -27,8 +27,7 @@ def _cmd_export_onnx(args) -> int:
 
 def add_parsers(sub) -> None:
     """Add ``export`` to ``sub`` (the ``ppviz`` subparsers)."""
-    ex = sub.add_parser("export", help="export a checkpoint to another format")
-    fmt = ex.add_subparsers(dest="format", required=True)
+    fmt = command_group(sub, "export", "export a checkpoint to another format", dest="format")
     onnx = fmt.add_parser("onnx", help="a diffusion checkpoint as model.onnx + config.json (the contract) + card")
     onnx.add_argument("checkpoint", help="diffusion checkpoint name or directory")
     onnx.add_argument("--out", required=True, help="the new checkpoint directory (its name is the checkpoint name)")

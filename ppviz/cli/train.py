@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ppviz.cli.common import UserError, check_range, command_line
+from ppviz.cli.common import UserError, check_range, command_group, command_line
 
 
 def _parse_shares(text, n):
@@ -80,8 +80,7 @@ def format_scores(scores: dict[str, dict]) -> str:
 
 def add_parsers(sub) -> None:
     """Add ``ppviz train`` to ``sub`` (the ``ppviz`` subparsers)."""
-    tr = sub.add_parser("train", help="train the PP encoder-decoder or the diffusion downscaler")
-    tsub = tr.add_subparsers(dest="train_command", required=True)
+    tsub = command_group(sub, "train", "train the PP encoder-decoder or the diffusion downscaler")
     tp = tsub.add_parser("pp", help="train the PP encoder-decoder and write a checkpoint")
     tp.add_argument("--data", action="append", default=None,
                     help="dataset (repeatable; 'default' = the embedded synthetic one)")
