@@ -57,6 +57,7 @@ COPY pyproject.toml setup.py README.md constraints.txt app.py ./
 COPY ppviz/ ppviz/
 COPY pages/ pages/
 COPY pretrained/ pretrained/
+COPY assets/ assets/
 RUN /opt/venv/bin/python -m pip wheel --no-cache-dir --no-deps -c constraints.txt -w /wheels .
 
 # ---------------------------------------------------------------------------------------------

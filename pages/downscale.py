@@ -36,6 +36,7 @@ from ppviz.views import curves as C
 from ppviz.views import cache as M
 from ppviz.views import runs as R
 from ppviz.views.runs import View
+from ppviz.checkpoints.schedule import SAMPLER_LABELS
 from ppviz.request import MAX_MEMBERS, SAMPLER_NAMES, DownscaleRequest
 
 MAX_SLOTS = 8  # members drawn in the grid (the slider reaches all of them)
@@ -262,7 +263,8 @@ class DownscalePage(LazyPage):
         run = view.run
         if run is not None:
             r = run.request
-            what = (f"ensemble of {r.members} members x {r.steps} {r.sampler or 'heun'} steps, seed {r.seed}, "
+            sampler = SAMPLER_LABELS.get(r.sampler or "heun", r.sampler)
+            what = (f"ensemble of {r.members} members x {r.steps} {sampler} steps, seed {r.seed}, "
                     f"{code(r.checkpoint)} (computed in {run.seconds:.1f} s)")
         elif self.checkpoint and self._jobs.busy:
             what = "computing the ensemble (progress on the left)..."

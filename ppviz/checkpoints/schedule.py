@@ -33,6 +33,9 @@ __all__ = ["LEGACY", "SAMPLER_NAMES", "Schedule", "check_sampler", "schedule_fro
 #: The samplers of :data:`ppviz.diffusion.samplers.SAMPLERS`, by name (here without torch, for
 #: the request and the pages; a test keeps the two equal).
 SAMPLER_NAMES: tuple[str, ...] = ("dpmpp_2m", "euler", "euler_maruyama", "heun")
+#: How the pages and reports name each sampler.
+SAMPLER_LABELS: dict[str, str] = {"dpmpp_2m": "DPM-Solver++(2M)", "euler": "Euler", "euler_maruyama": "Euler-Maruyama",
+                                  "heun": "Heun"}
 
 
 def check_sampler(name: str) -> str:

@@ -121,6 +121,9 @@ def serve_app(env_extra: dict, log_name: str):
                 time.sleep(0.5)
         else:
             raise RuntimeError("panel serve did not come up within 180 s")
+        # one plain GET builds a first session (imports, dataset, the start-up run), so that a
+        # browser test does not spend its wait on the server's cold start
+        urllib.request.urlopen(url, timeout=300).read()
         yield url
     finally:
         proc.terminate()
