@@ -64,7 +64,8 @@ class DownscalePage(LazyPage):
 
     checkpoint = param.Selector(default=None, objects=[], allow_None=True, doc="diffusion checkpoint")
     members = param.Integer(default=4, bounds=(1, MAX_MEMBERS))
-    sampler = param.Selector(default="heun", objects=list(SAMPLER_NAMES), doc="sampler (ppviz.diffusion.samplers)")
+    sampler = param.Selector(default="heun", objects={SAMPLER_LABELS[n]: n for n in SAMPLER_NAMES},
+                             doc="sampler (ppviz.diffusion.samplers); shown by name, in the URL by key")
     steps = param.Integer(default=8, bounds=(2, 200), doc="sampler steps (bounded below by the checkpoint's min_steps)")
     seed = param.Integer(default=0, bounds=(0, 2**31 - 1))
     member = param.Integer(default=0, bounds=(0, MAX_MEMBERS - 1), doc="member on the big map")
