@@ -316,7 +316,7 @@ def test_entrypoint_outside_docker_serves_liveness(tmp_path):
     with open(log, "w") as fh:
         proc = subprocess.Popen([str(ENTRYPOINT)], cwd=tmp_path, env=env, stdout=fh, stderr=subprocess.STDOUT)
     try:
-        deadline, status = time.time() + 25, None
+        deadline, status = time.time() + 120, None
         while time.time() < deadline and proc.poll() is None:
             try:
                 status, body = _get(port, "/liveness")

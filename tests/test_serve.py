@@ -42,6 +42,7 @@ def test_defaults_are_loopback_with_a_localhost_allow_list():
         str(APP), "--index", "app", "--port", "5006", "--address", "127.0.0.1",
         "--allow-websocket-origin", "localhost:5006", "--allow-websocket-origin", "127.0.0.1:5006",
         "--num-procs", "1", "--liveness", "--liveness-endpoint", "liveness", "--setup", str(SERVE_SETUP),
+        "--warm",
     ]
 
 
@@ -285,7 +286,7 @@ def _cookies(headers) -> dict[str, str]:
     return out
 
 
-def _wait_for_liveness(proc, port, log, timeout=25.0, path="/liveness"):
+def _wait_for_liveness(proc, port, log, timeout=120.0, path="/liveness"):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:

@@ -194,7 +194,7 @@ def test_serve_answers_liveness_and_the_app(venv, tmp_path):
         proc = subprocess.Popen([str(venv["bin"] / "ppviz"), "serve", "--port", str(port)], cwd=venv["work"],
                                 env=env, stdout=fh, stderr=subprocess.STDOUT)
     try:
-        deadline, status, body = time.time() + 60, None, b""
+        deadline, status, body = time.time() + 120, None, b""
         while time.time() < deadline and proc.poll() is None:
             try:
                 status, body = _get(port, "/liveness")
