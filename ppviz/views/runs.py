@@ -68,6 +68,20 @@ class EnsembleRun:
     def time(self) -> pd.Timestamp:
         return self.ensemble.inputs.time
 
+    @property
+    def members(self) -> int:
+        return int(self.request.members)
+
+    @property
+    def label(self) -> str:
+        """The checkpoint (what a comparison calls this run)."""
+        return str(self.request.checkpoint)
+
+    @property
+    def caption(self) -> str:
+        r = self.request
+        return f"{r.checkpoint}, {r.members} members x {r.steps} steps, seed {r.seed}"
+
     def to_dataset(self):
         """The ensemble as a CF dataset, with the checkpoints and sampler settings as attributes."""
         out = self.ensemble.to_dataset()
