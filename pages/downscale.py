@@ -456,6 +456,15 @@ class DownscalePage(LazyPage):
             markdown("**Export**", margin=(0, 10)), pn.Row(self._nc, self._png), self._scores,
             width=CONTROL_WIDTH + 20,
         )
-        main = pn.Column(how_to_read("downscale"), self._src_note, self._messages, self._status, self._timeline.controls(), self._maps,
-                         self._curves, self._timeline, sizing_mode="stretch_width")
+        timeline = [self._timeline.controls(), pn.Column(self._timeline, sizing_mode="stretch_width")]
+
+        def follow_source(*_):  # a predictions file is shown as it is: nothing to run or play
+            for part in timeline:
+                part.visible = not self.source.active
+            self._run_btn.disabled = self.source.active
+
+        follow_source()
+        self.source.param.watch(follow_source, "source")
+        main = pn.Column(how_to_read("downscale"), self._src_note, self._messages, self._status, timeline[0], self._maps,
+                         self._curves, timeline[1], sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")

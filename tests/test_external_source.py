@@ -8,6 +8,7 @@ everywhere, and the pooled quantiles are those of the offset fields computed dir
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import netCDF4
@@ -53,9 +54,10 @@ def write_corrdiff(path, times, lat=LAT, lon=LON, truth=None):
     return truth
 
 
-def write_cf(path, times, lat=LAT, lon=LON, truth=True):
-    """A CF file: ``pr`` (realization, time, lat, lon) in kg m-2 s-1 (+ ``pr_truth``); members = truth + offsets."""
-    t = _truth(len(times), lat, lon)
+def write_cf(path, times, lat=LAT, lon=LON, truth=True, values=None):
+    """A CF file: ``pr`` (realization, time, lat, lon) in kg m-2 s-1 (+ ``pr_truth``); members = truth + offsets
+    (the truth: ``values`` (T, Y, X) mm/h, default random)."""
+    t = _truth(len(times), lat, lon) if values is None else values
     attrs = {"units": "kg m-2 s-1", "standard_name": "precipitation_flux"}
     v = {"pr": (("realization", "time", "lat", "lon"), (t[None] + OFFSETS[:, None, None, None]) / 3600.0, attrs)}
     if truth:
@@ -65,6 +67,17 @@ def write_cf(path, times, lat=LAT, lon=LON, truth=True):
 
 
 HOURS = pd.date_range("2021-01-01T06:00", periods=3, freq="h")
+#: where and when the 3-day synthetic data rain (85 % of the cells wet): the A/B's cells and hours
+WET_LAT, WET_LON = np.arange(49.0, 52.76, 0.25), np.arange(1.0, 4.76, 0.25)
+WET_HOURS = pd.date_range("2021-01-03T21:00", periods=3, freq="h")
+
+
+def data_truth(hours=WET_HOURS, lat=WET_LAT, lon=WET_LON) -> np.ndarray:
+    """The default dataset's tp (T, Y, X) mm/h at ``hours`` on ``lat`` x ``lon`` (points of its grid)."""
+    from ppviz.views import cache as M
+
+    tp = M.dataset().tp.sel(time=hours.values).sel(lat=lat, lon=lon, method="nearest", tolerance=1e-3)
+    return np.asarray(tp.values, np.float32)
 
 
 @pytest.fixture()
@@ -187,3 +200,101 @@ def test_ab_plan_region_hour_and_refusals(roots):
     for source, when, region, d, match in cases:
         with pytest.raises(ValueError, match=match):
             X.ab_plan(source, when, Region.parse(region), d)
+
+
+def _wait(page, seconds=180):
+    import time
+
+    deadline = time.time() + seconds
+    while page._jobs.busy:
+        assert time.time() < deadline, "the run did not finish"
+        time.sleep(0.1)
+        page._jobs.poll()
+
+
+def test_downscale_page_shows_a_predictions_source_and_refuses_bad_values(roots):
+    """The page's Source: the file's members, mean and truth drawn; each bad value a message, the page serving."""
+    import panel as pn
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    from pages import downscale_fields as F
+    from pages.common import SharedState
+    from pages.downscale import DownscalePage
+    from ppviz.views import cache as M
+
+    truth = write_corrdiff(roots / "corrdiff.nc", HOURS)
+    doc = Document()
+    with set_curdoc(doc):
+        page = DownscalePage(SharedState(M.dataset(), time="2021-01-01T07:00", region="sample"))
+        doc.add_root(pn.panel(page).get_root(doc))
+        page.source.param.update(source="predictions", path=str(roots / "corrdiff.nc"), units="kg m-2 s-1")
+        v = page._view
+        assert F.is_external(v) and v.run.time == HOURS[1]  # the page's hour, which the file has
+        np.testing.assert_allclose(F.field("mean", v)[0], truth[1] + 0.75, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(F.field("truth_tp", v)[0], truth[1], rtol=1e-5, atol=1e-6)
+        for name in ("coarse_tp", "coarse_pp", "truth_pp", "member_pp"):
+            values, _, _, title = F.field(name, v)
+            assert title.endswith("not in this source") and np.isnan(values).all()
+        assert "prediction/precip" in page._status.object and "4 members" in page._status.object
+        assert "0.3333" in page._scores.object  # the fair CRPS of the offsets
+        page.source.when = "2021-01-01T08:00"
+        assert page._view.run.time == HOURS[2]
+        for change, match in ((dict(when="2021-01-05T00:00"), r"time 2021\\-01\\-05 00\\:00 is not in"),
+                              (dict(path="/etc/hosts"), "is outside the directories evaluations may be read from"),
+                              (dict(path=str(roots / "none.nc")), r"none\\.nc\\: no such file"),
+                              (dict(units=""), r"has no units attribute")):
+            before = {k: getattr(page.source, k) for k in change}
+            page.source.param.update(**change)
+            assert re.search(match, page._messages.objects[0].object), page._messages.objects[0].object
+            assert "Showing the last valid view" in page._status.object  # the page keeps serving
+            page.source.param.update(**before)
+        page.source.crop = True  # the region 'sample' holds the whole grid: same view
+        assert page._view.run.ensemble.tp_members.shape == (4, LAT.size, LON.size)
+        page._on_run()  # nothing to run for a file
+        assert "shown as it is" in page._messages.objects[0].object
+        page.source.source = "checkpoint"  # back to today's view
+        assert not F.is_external(page._view) and page._view.inputs.coarse_tp is not None
+
+
+def test_checkpoints_page_ab_checkpoint_against_predictions(roots, monkeypatch):
+    """A = a tiny checkpoint on the predictions' hour and cells, B = the file's members, both vs the data's truth."""
+    import panel as pn
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    from pages.checkpoints import CheckpointsPage
+    from pages.common import SharedState
+    from ppviz.diffusion.tiny import save_tiny_diffusion
+    from ppviz.views import cache as M
+
+    save_tiny_diffusion(roots / "ckpts", "tiny-ab", seed=0)
+    monkeypatch.setenv("PPVIZ_CHECKPOINTS", str(roots / "ckpts"))
+    monkeypatch.setenv("PPVIZ_DEFAULT_DIFFUSION", "tiny-ab")
+    write_cf(roots / "cf.nc", WET_HOURS, lat=WET_LAT, lon=WET_LON, values=data_truth())
+    write_cf(roots / "fine.nc", WET_HOURS, lat=np.arange(49.0, 52.8, 0.1), lon=np.arange(1.0, 4.8, 0.1))
+    doc = Document()
+    with set_curdoc(doc):
+        page = CheckpointsPage(SharedState(M.dataset(), time="2021-01-03T22:00", region="sample"), members=2, steps=4,
+                               ckpt_a="tiny-ab")
+        doc.add_root(pn.panel(page).get_root(doc))
+        page.b_source.param.update(source="predictions", path=str(roots / "cf.nc"))
+        page._on_compare()
+        _wait(page)
+        a, b = page._runs["A"], page._runs["B"]
+        assert a.region.bounds == (48.875, 52.875, 0.875, 4.875) and a.time == WET_HOURS[1]
+        assert b.ensemble.tp_members.shape == (4, 16, 16) and b.ensemble.inputs is a.ensemble.inputs
+        assert "B: cf\\.nc\\: pr" in page._cmp_scores.object and "against the data's truth" in page._cmp_scores.object
+        assert C.crps_scores(b.ensemble)["ensemble (fair CRPS)"] == pytest.approx(FAIR_CRPS, rel=1e-4)
+        assert "| 0.3333 |" in page._cmp_scores.object  # B against the data's truth, which is the file's
+        assert np.abs(b.own_truth - a.ensemble.inputs.truth_tp).max() < 1e-5
+        page.b_source.path = str(roots / "fine.nc")
+        page._on_compare()
+        assert "the grids differ" in page._messages.objects[0].object
+        page.state.time = "2021-01-02T07:00"
+        page.b_source.path = str(roots / "cf.nc")
+        page._on_compare()
+        assert re.search(r"time 2021\\-01\\-02 07\\:00 is not in", page._messages.objects[0].object)
+        page.state.time = "2021-01-03T22:00"
+        page.b_source.source = "checkpoint"  # back to two checkpoints
+        assert page._requests().keys() == {"A", "B"} and page._plan is None
