@@ -449,19 +449,18 @@ class DownscalePage(LazyPage):
                                                  width=CONTROL_WIDTH - 20)
         shown = pn.widgets.MultiChoice.from_param(self.param.shown, label="Members in mean, spread, curves (empty: all)",
                                                   width=CONTROL_WIDTH - 20)
+        sampling = [ckpt, sampler, settings, pn.Row(self._run_btn, self._jobs.cancel_button)]
         controls = pn.Column(
-            time_controls(self.state), region_controls(self.state), self._overview, self.source.controls(), ckpt,
-            sampler, settings,
-            pn.Row(self._run_btn, self._jobs.cancel_button), self._jobs.progress, self._jobs.text, member, shown,
+            time_controls(self.state), region_controls(self.state), self._overview, self.source.controls(), *sampling,
+            self._jobs.progress, self._jobs.text, member, shown,
             markdown("**Export**", margin=(0, 10)), pn.Row(self._nc, self._png), self._scores,
             width=CONTROL_WIDTH + 20,
         )
         timeline = [self._timeline.controls(), pn.Column(self._timeline, sizing_mode="stretch_width")]
 
-        def follow_source(*_):  # a predictions file is shown as it is: nothing to run or play
-            for part in timeline:
+        def follow_source(*_):  # a predictions file is shown as it is: nothing to sample, run or play
+            for part in timeline + sampling:
                 part.visible = not self.source.active
-            self._run_btn.disabled = self.source.active
 
         follow_source()
         self.source.param.watch(follow_source, "source")

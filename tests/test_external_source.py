@@ -145,6 +145,7 @@ def test_cf_daily_without_truth_and_a_region_part(roots):
     ("hour", r"time 2021-01-05 00:00 is not in .*cf\.nc: its 3 hourly times are 2021-01-01 06:00 \.\. 2021-01-01 08:00"),
     ("region", r"region Iberia .* holds 0 x 0 points of the predictions' grid \(lat 45\.\.48\.75 \(16 points"),
     ("steps", r"latitude step of 0\.25 deg and a longitude step of 0\.5 deg"),
+    ("nan", r"cf\.nc: the members at 2021-01-01 06:00 has 1 missing \(NaN\) values in the region"),
 ])
 def test_bad_sources_are_refused_with_a_message(roots, case, match):
     write_cf(roots / "cf.nc", HOURS)
@@ -161,6 +162,11 @@ def test_bad_sources_are_refused_with_a_message(roots, case, match):
         when = "2021-01-05"
     elif case == "region":
         region = Region.parse("iberia")
+    elif case == "nan":
+        with xr.open_dataset(roots / "cf.nc") as f:
+            ds = f.load()
+        ds["pr"][2, 0, 3, 4] = np.nan
+        ds.to_netcdf(roots / "cf.nc")
     elif case == "steps":
         write_cf(roots / "wide.nc", HOURS, lon=np.arange(5.0, 12.6, 0.5))
         src = X.PredictionsSource(str(roots / "wide.nc"))
