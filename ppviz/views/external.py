@@ -33,6 +33,7 @@ import xarray as xr
 from ppviz.data.cf import GRID_TOL_DEG
 from ppviz.data.grid import Grid
 from ppviz.data.regions import Region
+from ppviz.views.runs import ShownRun
 
 __all__ = ["NOT_IN_SOURCE", "ExternalRun", "PredictionsSource", "ab_plan", "ab_run", "external_run", "open_source",
            "pick_time", "predictions_grid", "source_region", "time_options"]
@@ -87,7 +88,7 @@ class ExternalEnsemble:
 
 
 @dataclass
-class ExternalRun:
+class ExternalRun(ShownRun):
     """One time of a predictions file, drawn like a :class:`ppviz.views.runs.EnsembleRun`.
 
     ``info`` holds the reader's attributes (``predictions_var``, ``truth_var``, ``time_step``,
@@ -100,18 +101,6 @@ class ExternalRun:
     seconds: float = 0.0
     own_truth: np.ndarray | None = None
     trajectory = None
-
-    @property
-    def region(self):
-        return self.ensemble.inputs.region
-
-    @property
-    def time(self) -> pd.Timestamp:
-        return self.ensemble.inputs.time
-
-    @property
-    def members(self) -> int:
-        return int(self.ensemble.tp_members.shape[0])
 
     @property
     def label(self) -> str:

@@ -50,15 +50,11 @@ class Trajectory:
         return int(self.step.size)
 
 
-@dataclass
-class EnsembleRun:
-    """A finished run: the :class:`ppviz.pipeline.Ensemble`, the trajectory of member 0, timing."""
+class ShownRun:
+    """What the pages read from every run they draw (a ppviz run, or a predictions file's time):
+    the region, time and member count of its ``ensemble``."""
 
-    request: DownscaleRequest
-    ensemble: object  # ppviz.pipeline.Ensemble
-    trajectory: Trajectory | None
-    seconds: float
-    provenance: dict = field(default_factory=dict)
+    ensemble: object
 
     @property
     def region(self):
@@ -70,7 +66,18 @@ class EnsembleRun:
 
     @property
     def members(self) -> int:
-        return int(self.request.members)
+        return int(self.ensemble.tp_members.shape[0])
+
+
+@dataclass
+class EnsembleRun(ShownRun):
+    """A finished run: the :class:`ppviz.pipeline.Ensemble`, the trajectory of member 0, timing."""
+
+    request: DownscaleRequest
+    ensemble: object  # ppviz.pipeline.Ensemble
+    trajectory: Trajectory | None
+    seconds: float
+    provenance: dict = field(default_factory=dict)
 
     @property
     def label(self) -> str:
