@@ -246,6 +246,10 @@ def test_downscale_page_shows_a_predictions_source_and_refuses_bad_values(roots)
         assert "0.3333" in page._scores.object  # the fair CRPS of the offsets
         page.source.when = "2021-01-01T08:00"
         assert page._view.run.time == HOURS[2]
+        with xr.open_dataset(page._netcdf()) as nc:  # the export: the shown members and truth, CF
+            assert nc.tp.dims == ("member", "time", "lat", "lon") and str(nc.time.values[0]).startswith("2021-01-01T08")
+            np.testing.assert_allclose(nc.tp_truth.values[0], truth[2], rtol=1e-5, atol=1e-6)
+        assert page._png_bytes().getvalue()[:4] == b"\x89PNG"
         for change, match in ((dict(when="2021-01-05T00:00"), r"time 2021\\-01\\-05 00\\:00 is not in"),
                               (dict(path="/etc/hosts"), "is outside the directories evaluations may be read from"),
                               (dict(path=str(roots / "none.nc")), r"none\\.nc\\: no such file"),
