@@ -53,7 +53,9 @@ class PredictionsChoice(param.Parameterized):
     def time_for(self, hour) -> str:
         """The time to show: the chosen one, else ``hour`` (the page's) when the file has it, else
         the file's first; the file's times become the picker's options. ValueError from reading."""
-        options = X.time_options(X.open_source(self.spec()))
+        ds = X.open_source(self.spec())
+        options = X.time_options(ds)
+        self._time.label = f"Time of the predictions ({ds.attrs.get('time_step') or 'steps unknown'})"
         want = self.when.strip() or (hour.strftime("%Y-%m-%dT%H:%M") if hour is not None else "")
         if not self.when.strip() and want not in options.values():
             want = next(iter(options.values()))

@@ -243,6 +243,7 @@ def test_downscale_page_shows_a_predictions_source_and_refuses_bad_values(roots)
             values, _, _, title = F.field(name, v)
             assert title.endswith("not in this source") and np.isnan(values).all()
         assert "prediction/precip" in page._status.object and "4 members" in page._status.object
+        assert page.source._time.label == "Time of the predictions (hourly)"
         assert "0.3333" in page._scores.object  # the fair CRPS of the offsets
         page.source.when = "2021-01-01T08:00"
         assert page._view.run.time == HOURS[2]
