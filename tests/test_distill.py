@@ -219,3 +219,78 @@ def test_schedule_grids_are_checked():
     s = Schedule(sigma_max=2.0, min_steps={"euler": 1}, sampler="euler", default_steps=1, grids=g)
     assert Schedule.from_dict(json.loads(json.dumps(s.to_dict()))) == s and len({s, s}) == 1
     assert math.isclose(s.grid(2)[1], 0.5)
+
+
+def test_cli_distills_a_tiny_teacher_into_a_student_checkpoint_with_card_and_log(tmp_path, monkeypatch, run_cli):
+    from ppviz.diffusion.tiny import save_tiny_diffusion
+
+    teacher = save_tiny_diffusion(tmp_path, "tiny-teacher", perturb=0.02)
+    monkeypatch.setenv("PPVIZ_CHECKPOINTS", str(tmp_path))
+    out = tmp_path / "tiny-teacher-student"
+    code, stdout, err = run_cli("train", "distill", "--teacher", "tiny-teacher", "--out", out, "--teacher-steps", "4",
+                                "--steps-per-round", "2", "--batch", "2", "--crop", "16", "--log-every", "1",
+                                "--workers", "0", "--default-steps", "1", "--threads", "1")
+    assert code == 0, err
+    ck = load_checkpoint("tiny-teacher-student", kind="diffusion")
+    s = ck.model.config.schedule
+    assert s.allowed_steps == (1, 2) and s.default_steps == 1 and s.sampler == "euler"
+    assert ck.extra["teacher"]["sha256"] == load_checkpoint(str(teacher)).sha256 and not ck.extra["default"]
+    assert [r["student_steps"] for r in ck.extra["distillation"]["rounds"]] == [2, 1]
+    card = (out / "MODEL_CARD.md").read_text()
+    for text in ("Salimans & Ho", "tiny-teacher", ck.extra["teacher"]["sha256"], "| 2 | 2 -> 1 | 2 |",
+                 "student_curve:begin", "- command: `"):
+        assert text in card, text
+    log = [json.loads(x) for x in (out / "training_log.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in log] == [1, 2, 3, 4] and {x["round"] for x in log} == {1, 2}
+    # it downscales through the CLI with its default steps; 3 steps are refused in one line
+    ds_out = tmp_path / "o.nc"
+    code, stdout, err = run_cli("downscale", "--start", "2021-01-01T05", "--region", "alps", "--members", "2",
+                                "--checkpoint", "tiny-teacher-student", "--workers", "0", "--out", ds_out)
+    assert code == 0 and "1 euler steps" in stdout, (stdout, err)
+    code, _, err = run_cli("downscale", "--start", "2021-01-01T05", "--region", "alps", "--members", "2", "--steps", "3",
+                           "--checkpoint", "tiny-teacher-student", "--workers", "0", "--out", tmp_path / "p.nc")
+    assert code == 2 and err.count("\n") == 1 and "steps in [1, 2]" in err, err
+    # a student is not distilled again, nor exported to ONNX (its stored levels have no place in the contract)
+    code, _, err = run_cli("train", "distill", "--teacher", "tiny-teacher-student", "--out", tmp_path / "again")
+    assert code == 2 and "not an ONNX export or another student" in err, err
+
+
+def test_cli_distill_refuses_bad_settings_in_one_line(run_cli, tmp_path):
+    code, _, err = run_cli("train", "distill", "--teacher", "edm-pp-v1", "--out", tmp_path / "x", "--teacher-steps", "12")
+    assert code == 2 and err.count("\n") == 1 and "power of 2" in err, err
+    code, _, err = run_cli("train", "distill", "--teacher", "edm-pp-v1", "--out", tmp_path / "x", "--default-steps", "3")
+    assert code == 2 and "must be one of the student's step counts [1, 2, 4]" in err, err
+    assert not (tmp_path / "x").exists()
+
+
+def test_onnx_export_of_a_student_is_refused(tmp_path, monkeypatch):
+    from ppviz.diffusion.onnx_export import export_checkpoint
+
+    _student_checkpoint(tmp_path)
+    monkeypatch.setenv("PPVIZ_CHECKPOINTS", str(tmp_path))
+    with pytest.raises(ValueError, match="few-step student"):
+        export_checkpoint("tiny-student", tmp_path / "onnx")
+
+
+def test_page_steps_follow_a_student_checkpoint(tmp_path, monkeypatch):
+    import param
+
+    from pages.common import follow_schedule
+
+    _student_checkpoint(tmp_path)
+    monkeypatch.setenv("PPVIZ_CHECKPOINTS", str(tmp_path))
+
+    class Page(param.Parameterized):
+        checkpoint = param.Selector(default="edm-pp-v1", objects=["edm-pp-v1", "tiny-student"])
+        sampler = param.Selector(default="dpmpp_2m", objects=["dpmpp_2m", "euler", "heun", "euler_maruyama"])
+        steps = param.Integer(default=8, bounds=(2, 200))
+
+    page = Page()
+    follow_schedule(page, sampler="sampler")
+    page.checkpoint = "tiny-student"
+    assert page.sampler == "euler" and page.steps == 2 and page.param.steps.bounds == (1, 200)
+    page.steps = 1
+    page.steps = 3  # not one of its counts: back to the default
+    assert page.steps == 2
+    page.checkpoint = "edm-pp-v1"
+    assert page.param.steps.bounds[0] >= 2
