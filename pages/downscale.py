@@ -433,7 +433,7 @@ class DownscalePage(LazyPage):
         """The steps input, or for a few-step student (a schedule with stored grids) a choice of
         its allowed step counts; swapped when the checkpoint changes."""
         typed = pn.widgets.IntInput.from_param(self.param.steps, label="Steps", width=80)
-        choice = pn.widgets.Select(name="Steps", options=[], width=80, visible=False)
+        choice = pn.widgets.Select(label="Steps", options=[], width=80, visible=False)
 
         def sync(*_):
             allowed = M.checkpoint_schedule(self.checkpoint).allowed_steps if self.checkpoint else None

@@ -294,3 +294,21 @@ def test_page_steps_follow_a_student_checkpoint(tmp_path, monkeypatch):
     assert page.steps == 2
     page.checkpoint = "edm-pp-v1"
     assert page.param.steps.bounds[0] >= 2
+
+
+def test_downscale_page_offers_the_students_step_counts(tmp_path, monkeypatch):
+    from pages.common import SharedState
+    from pages.downscale import DownscalePage
+    from ppviz.views import cache as M
+
+    _student_checkpoint(tmp_path)
+    monkeypatch.setenv("PPVIZ_CHECKPOINTS", str(tmp_path))
+    page = DownscalePage(SharedState(M.dataset(), time="2021-01-02T06:00", region="sample"), checkpoint="tiny-student")
+    row = page._steps_widgets()
+    typed, choice = row.objects
+    assert page.sampler == "euler" and page.steps == 2
+    assert choice.visible and not typed.visible and choice.options == [1, 2, 4] and choice.value == 2
+    choice.value = 4
+    assert page.steps == 4 and page._request(page.state.parsed_region()).steps == 4
+    page.checkpoint = "edm-pp-v1"
+    assert typed.visible and not choice.visible and page.steps >= 2
