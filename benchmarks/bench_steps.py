@@ -351,7 +351,9 @@ def write_card(name: str, teacher: str, rows: list[dict], cmd: str, meta: str) -
                                                                                  "euler_maruyama")]
     plot(keep, path / "student_curve.png", f"{path.name} (black) and its teacher {teacher}\n{meta}")
     student = next(r["checkpoint"] for r in rows if r.get("model") == "student")
-    write_curve(path / "MODEL_CARD.md", student_curve_text(rows, teacher, student, cmd, meta, "student_curve.png"))
+    distilled_from = json.loads((path / "config.json").read_text()).get("extra", {}).get("teacher", {}).get("steps")
+    write_curve(path / "MODEL_CARD.md", student_curve_text(rows, teacher, student, cmd, meta, "student_curve.png",
+                                                           teacher_steps=distilled_from))
 
 
 if __name__ == "__main__":

@@ -312,3 +312,45 @@ def test_downscale_page_offers_the_students_step_counts(tmp_path, monkeypatch):
     assert page.steps == 4 and page._request(page.state.parsed_region()).steps == 4
     page.checkpoint = "edm-pp-v1"
     assert typed.visible and not choice.visible and page.steps >= 2
+
+
+def test_anchored_levels_are_the_stored_grids_levels_off_the_round_grid():
+    from ppviz.training.distill import anchor_targets
+
+    c = DistillConfig(teacher_steps=16, anchor_fraction=0.5)
+    assert [anchor_targets(c, r) for r in (1, 2, 3, 4)] == [{}, {}, {4: 2, 12: 2}, {4: 2, 8: 3, 12: 2}]
+    with pytest.raises(ValueError, match="anchor_fraction"):
+        DistillConfig(anchor_fraction=1.0)
+
+
+def test_anchors_keep_the_finer_grid_levels_closer_to_the_earlier_round(tmp_path):
+    """Rounds 4 -> 2 -> 1 steps storing the 1- and 2-step grids: with anchors, the final student's
+    denoiser at the 2-step grid's middle level stays closer to round 1's than without."""
+    from ppviz.diffusion.tiny import tiny_downscaler
+    from safetensors.torch import load_file
+
+    teacher = tiny_downscaler(seed=0, perturb=0.05)
+    teacher.config = teacher.config.__class__(**{**teacher.config.__dict__, "schedule": Schedule(sigma_max=2.0)})
+    fine, coarse, stat = (torch.as_tensor(x) for x in next(_tiny_batches(99)(0)))
+    mid = float(karras_sigmas(4, 0.002, 2.0, 7.0)[2])
+    drift = {}
+    for frac in (0.0, 0.5):
+        cfg = DistillConfig(teacher_steps=4, steps_per_round=30, lr=3e-3, log_every=10, keep_steps=(1, 2),
+                            anchor_fraction=frac)
+        state = tmp_path / f"s{frac}"
+        student, rounds = distill(teacher, _tiny_batches(), cfg, state_dir=state, progress=False, log=lambda *a: None)
+        first = copy_of(teacher)
+        first.load_state_dict(load_file(str(state / "round-1.safetensors")))
+        cond, base = student.condition(coarse, stat)
+        z = student.target(fine, base) + mid * torch.randn(fine.shape[0], 1, 16, 16, generator=torch.Generator().manual_seed(3))
+        s = torch.full((fine.shape[0],), mid)
+        with torch.no_grad():
+            drift[frac] = float(((student.precond(z, s, cond) - first.eval().precond(z, s, cond)) ** 2).mean())
+        assert ("anchored_levels" in rounds[1]) == (frac > 0)
+    assert drift[0.5] < 0.7 * drift[0.0], drift
+
+
+def copy_of(model):
+    import copy
+
+    return copy.deepcopy(model)

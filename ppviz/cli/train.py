@@ -86,7 +86,7 @@ def _cmd_train_distill(args) -> int:
                        steps_per_round=args.steps_per_round, batch=args.batch, crop=args.crop, lr=args.lr,
                        seed=args.seed, holdout=args.holdout, default_steps=args.default_steps,
                        state_dir=args.state_dir, overwrite=args.overwrite, workers=args.workers,
-                       log_every=args.log_every, command=command_line(args))
+                       log_every=args.log_every, anchor_fraction=args.anchor_fraction, command=command_line(args))
     return 0
 
 
@@ -182,6 +182,9 @@ def add_parsers(sub) -> None:
     tk.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --out")
     tk.add_argument("--workers", type=int, default=1, help="data-loading processes (0: none)")
     tk.add_argument("--log-every", type=int, default=25, help="steps between log lines")
+    tk.add_argument("--anchor-fraction", type=float, default=0.0,
+                    help="share of each batch that keeps the stored 2- and 4-step grids' other levels at the "
+                         "earlier rounds' models (0: plain progressive distillation)")
     tk.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: torch's; on a busy shared CPU 1 avoids oversubscription)")
     tk.add_argument("--command-line", default=None, help=argparse.SUPPRESS)

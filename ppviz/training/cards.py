@@ -86,6 +86,20 @@ scientific conclusions.
 CURVE_BEGIN, CURVE_END = "<!-- student_curve:begin -->", "<!-- student_curve:end -->"
 
 
+def _anchor_text(config: dict, rounds: list[dict]) -> str:
+    # the card's sentence on anchored levels (DistillConfig.anchor_fraction), empty without
+    if not config.get("anchor_fraction"):
+        return ""
+    where = "; ".join(f"round {r['round']}: level(s) {', '.join(r['anchored_levels'])} of the teacher grid "
+                      f"to round(s) {', '.join(str(q) for q in r['anchored_levels'].values())}"
+                      for r in rounds if r.get("anchored_levels"))
+    return (f"\n\nOne network serves every stored step count, but a round only distils its own grid's levels;"
+            f" so that the stored finer grids still work after the rounds to fewer steps, "
+            f"{config['anchor_fraction']:.0%} of each batch in those rounds is trained at the finer grids' other "
+            f"levels towards the frozen model of the last round that had them on its grid (same EDM weight): "
+            f"{where or 'no round needed it'}.")
+
+
 def student_model_card(name: str, *, teacher: str, teacher_sha256: str, teacher_schedule: dict, config: dict,
                        rounds: list[dict], schedule: dict, method: str, command: str, seconds: float,
                        data_desc: str, n_params: int, curve: str | None = None) -> str:
@@ -118,7 +132,7 @@ round's teacher. For a training residual y, a student level t (uniform over its 
 level t' between and the next student level t'', with z_t = y + t eps, the frozen teacher's two
 Euler steps give z_t''; the student's target is the denoised value D* for which one Euler step
 from t lands there, D* = z_t - (z_t'' - z_t) t / (t'' - t), with EDM's loss weight
-(t^2 + sigma_data^2) / (t sigma_data)^2 (the paper's SNR+1 weighting). Implementation:
+(t^2 + sigma_data^2) / (t sigma_data)^2 (the paper's SNR+1 weighting).{_anchor_text(config, rounds)} Implementation:
 `ppviz/training/distill.py`; known-answer tests: `tests/test_distill.py`.
 
 ## Noise levels (stored in `config.json`, `config.schedule.grids`)
@@ -159,15 +173,17 @@ and the fewer steps, the more it is off them (the curve above).
 
 
 def student_curve_text(rows: list[dict], teacher: str, student: str, command: str, meta: str,
-                       png: str | None = None) -> str:
+                       png: str | None = None, teacher_steps: int | None = None) -> str:
     """The card's curve section: the student's rows of ``benchmarks/bench_steps.py`` next to the
-    teacher's Heun-35 reference, its Euler and DPM-Solver++(2M) rows at the same evaluations."""
+    teacher's Heun-35 reference, its Euler and DPM-Solver++(2M) rows at the same evaluations and
+    its Euler row at ``teacher_steps`` (what the student was distilled from), when measured."""
     head = ("| model | sampler | evals | fair CRPS (mm/h) | LSD 50-200 km (dB) | p99 / truth | p99.9 / truth | "
             "max abs PP | false drizzle | s / member |\n|---|---|---|---|---|---|---|---|---|---|")
     stu = sorted((r for r in rows if r.get("model") == "student"), key=lambda r: r["evals"])
     evals = {r["evals"] for r in stu}
     tea = sorted((r for r in rows if r.get("model", "teacher") == "teacher"
                   and ((r["sampler"] in ("euler", "dpmpp_2m") and r["evals"] in evals)
+                       or (r["sampler"] == "euler" and r["evals"] == teacher_steps)
                        or (r["sampler"] == "heun" and r["evals"] == 35))),
                  key=lambda r: (r["evals"], r["sampler"]))
 

@@ -52,7 +52,7 @@ import torch
 from ppviz.io import check_config_keys
 from ppviz.diffusion.loss import loss_weight
 
-__all__ = ["DistillConfig", "distill", "distill_loss", "distill_target", "euler_step", "nested_grids",
+__all__ = ["DistillConfig", "anchor_loss", "anchor_targets", "distill", "distill_loss", "distill_target", "euler_step", "nested_grids",
            "student_schedule"]
 
 METHOD = ("progressive distillation (Salimans & Ho 2022, arXiv 2202.00512) in EDM's sigma parametrisation "
@@ -81,6 +81,13 @@ class DistillConfig:
         Steps between log lines.
     keep_steps : tuple of int
         Step counts whose nested grids the student's schedule stores (those reached by the rounds).
+    anchor_fraction : float
+        0 (default): plain progressive distillation. Above 0, that share of each batch, in rounds
+        whose student grid lacks some levels of the stored grids (e.g. the 4-step grid's second
+        and fourth level in the rounds to 2 and 1 steps), is trained at those levels towards the
+        frozen model of the last round that had them on its student grid (:func:`anchor_targets`),
+        so that the one network still samples its stored 2- and 4-step grids after the rounds to
+        1 step.
     """
 
     teacher_steps: int = 16
@@ -92,6 +99,7 @@ class DistillConfig:
     seed: int = 0
     log_every: int = 25
     keep_steps: tuple = (1, 2, 4)
+    anchor_fraction: float = 0.0
 
     def __post_init__(self):
         n = int(self.teacher_steps)
@@ -105,6 +113,8 @@ class DistillConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.anchor_fraction < 1:
+            raise ValueError(f"anchor_fraction must be in [0, 1), got {self.anchor_fraction}")
         object.__setattr__(self, "keep_steps", tuple(sorted({int(k) for k in self.keep_steps})))
 
     @property
@@ -242,6 +252,55 @@ def distill_loss(student, teacher, y: torch.Tensor, cond, teacher_grid, student_
     return (_col(loss_weight(t, sigma_data), y) * (student(z, t, cond) - target) ** 2).mean()
 
 
+def anchor_targets(config: DistillConfig, r: int) -> dict[int, int]:
+    """Levels anchored in round ``r`` (1-based): ``{level index in the teacher's grid: round whose
+    model is the target}``. A level of a stored grid that is not on round ``r``'s student grid is
+    anchored to the last earlier round that had it there (none for the final level 0)."""
+    n = config.teacher_steps
+    stored = [s for s in config.stored_steps()]
+    kept = sorted({lv for s in stored for lv in range(0, n, n // s)})
+    students = [s for _, s in config.round_steps()]
+    out = {}
+    for lv in kept:
+        if lv % (n // students[r - 1]) == 0:
+            continue  # on this round's student grid: distilled, not anchored
+        out[lv] = max(q for q in range(1, r) if lv % (n // students[q - 1]) == 0)
+    return out
+
+
+def anchor_loss(student, anchors: dict, y: torch.Tensor, cond, levels, sigma_data: float,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """EDM-weighted MSE of ``student`` against frozen earlier models at anchored levels (scalar).
+
+    Parameters
+    ----------
+    student : callable ``D(x, sigma, cond)``
+    anchors : dict of int to callable
+        ``{level index: frozen model}`` (:func:`anchor_targets` with the rounds' models); each
+        sample takes one level uniformly.
+    y, cond, sigma_data, generator
+        As :func:`distill_loss`.
+    levels : sequence of float
+        The teacher's grid (level index -> sigma).
+    """
+    grid = torch.as_tensor(levels, dtype=torch.float64).reshape(-1)
+    keys = sorted(anchors)
+    b = y.shape[0]
+    gdev = generator.device if generator is not None else torch.device("cpu")
+    pick = torch.randint(0, len(keys), (b,), generator=generator, device=gdev).cpu()
+    t = grid[torch.tensor(keys)[pick]].to(device=y.device, dtype=y.dtype)
+    eps = torch.randn(y.shape, generator=generator, device=gdev, dtype=y.dtype).to(y.device)
+    z = y + _col(t, y) * eps
+    target = torch.empty_like(z)
+    with torch.no_grad():
+        for k, key in enumerate(keys):
+            sel = pick == k
+            if sel.any():
+                sub = None if cond is None else cond[sel.to(cond.device)]
+                target[sel.to(z.device)] = anchors[key](z[sel.to(z.device)], t[sel.to(t.device)], sub)
+    return (_col(loss_weight(t, sigma_data), y) * (student(z, t, cond) - target) ** 2).mean()
+
+
 def student_schedule(teacher_schedule, grids: dict[int, list[float]], default_steps: int | None = None):
     """The student's :class:`ppviz.checkpoints.schedule.Schedule`: the teacher's levels and
     training noise, sampler ``euler`` on the stored ``grids`` only (default: the most steps)."""
@@ -316,6 +375,7 @@ def distill(teacher, batches, config: DistillConfig = DistillConfig(), *, log_fi
     log_file = Path(log_file) if log_file is not None else None
     gen = torch.Generator(device="cpu")
     rounds, step, seconds0 = [], 0, 0.0
+    models = {}  # round -> its frozen student (anchor targets of later rounds)
     for r, (n_t, n_s) in enumerate(config.round_steps(), start=1):
         done = state_dir is not None and _round_file(state_dir, r).exists()
         if done:
@@ -323,9 +383,14 @@ def distill(teacher, batches, config: DistillConfig = DistillConfig(), *, log_fi
             meta = json.loads((state_dir / f"round-{r}.json").read_text())
             rounds.append({**meta, "resumed": True})
             step, seconds0 = int(meta["end_step"]), float(meta["end_seconds"])
+            if config.anchor_fraction > 0:
+                models[r] = copy.deepcopy(student).eval().requires_grad_(False)
             log(f"round {r}: {n_t} -> {n_s} steps, read from {_round_file(state_dir, r)}")
             continue
         frozen = copy.deepcopy(student).eval().requires_grad_(False)
+        anchored = {lv: models[q].precond for lv, q in anchor_targets(config, r).items()} \
+            if config.anchor_fraction > 0 else {}
+        n_anchor = int(round(config.anchor_fraction * config.batch_size)) if anchored else 0
         student.train()
         opt = torch.optim.Adam(student.parameters(), lr=config.lr)
         gen.manual_seed(int(np.random.SeedSequence([config.seed, r]).generate_state(1)[0]))
@@ -341,7 +406,11 @@ def distill(teacher, batches, config: DistillConfig = DistillConfig(), *, log_fi
                     g["lr"] = lr
                 cond, base = student.condition(coarse.to(device), stat.to(device))
                 y = student.target(fine.to(device), base)
-                loss = distill_loss(student.precond, frozen.precond, y, cond, grids[n_t], n_s, sd, gen)
+                b = y.shape[0] - min(n_anchor, y.shape[0] - 1)  # the first b samples are distilled
+                loss = distill_loss(student.precond, frozen.precond, y[:b], cond[:b], grids[n_t], n_s, sd, gen)
+                if b < y.shape[0]:  # the rest hold the anchored levels (anchor_fraction)
+                    rest = anchor_loss(student.precond, anchored, y[b:], cond[b:], full, sd, gen)
+                    loss = (b * loss + (y.shape[0] - b) * rest) / y.shape[0]
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 for p in student.parameters():
@@ -369,7 +438,11 @@ def distill(teacher, batches, config: DistillConfig = DistillConfig(), *, log_fi
         meta = {"round": r, "teacher_steps": n_t, "student_steps": n_s, "steps": config.steps_per_round,
                 "loss_first": first, "loss_last": last, "seconds": round(time.perf_counter() - t0, 1),
                 "end_step": step, "end_seconds": round(seconds0, 3)}
+        if anchored:
+            meta["anchored_levels"] = {str(lv): q for lv, q in anchor_targets(config, r).items()}
         rounds.append(meta)
+        if config.anchor_fraction > 0:
+            models[r] = copy.deepcopy(student).eval().requires_grad_(False)
         if state_dir is not None:
             save_file({k: v.detach().cpu().contiguous() for k, v in student.state_dict().items()},
                       str(_round_file(state_dir, r)))

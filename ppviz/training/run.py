@@ -272,8 +272,8 @@ def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resum
 def distill_checkpoint(teacher, out, *, data=None, teacher_steps: int = 16, rounds: int | None = None,
                        steps_per_round: int = 300, batch: int = 8, crop: int = 64, lr: float = 1e-4, seed: int = 0,
                        holdout: float = 0.2, default_steps: int | None = None, state_dir=None,
-                       overwrite: bool = False, workers: int = 1, log_every: int = 25, command: str = "",
-                       log=print) -> Path:
+                       overwrite: bool = False, workers: int = 1, log_every: int = 25, anchor_fraction: float = 0.0,
+                       command: str = "", log=print) -> Path:
     """Distil the diffusion checkpoint ``teacher`` into a few-step student (progressive
     distillation, :mod:`ppviz.training.distill`) on the training hours of ``data`` (the held-out
     ones of :func:`ppviz.training.pp.split_times` never enter) and write the checkpoint ``out``:
@@ -299,7 +299,8 @@ def distill_checkpoint(teacher, out, *, data=None, teacher_steps: int = 16, roun
     if out.exists() and not overwrite:
         raise ValueError(f"{out} exists; choose another --out or pass --overwrite")
     config = DistillConfig(teacher_steps=teacher_steps, rounds=rounds, steps_per_round=steps_per_round,
-                           batch_size=batch, crop=crop, lr=lr, seed=seed, log_every=log_every)
+                           batch_size=batch, crop=crop, lr=lr, seed=seed, log_every=log_every,
+                           anchor_fraction=anchor_fraction)
     stored = config.stored_steps()
     if default_steps is not None and default_steps not in stored:
         raise ValueError(f"default steps {default_steps} must be one of the student's step counts {stored}")
