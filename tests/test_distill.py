@@ -354,3 +354,33 @@ def copy_of(model):
     import copy
 
     return copy.deepcopy(model)
+
+
+def test_shipped_student_is_sound_at_every_allowed_step_count_and_refuses_others():
+    """The issue's must-show for the shipped student: each of its step counts gives finite tp below
+    10x the truth's maximum on a held-out hour; others are refused naming the allowed ones."""
+    from ppviz.data.regions import Region
+    from ppviz.data.source import load_dataset
+    from ppviz.pipeline import Models, downscale_time
+    from ppviz.training.pp import split_times
+
+    models = Models.load("edm-pp-v1-student", device="cpu")
+    teacher = load_checkpoint("edm-pp-v1")
+    assert models.diffusion_extra["teacher"] == {"checkpoint": "edm-pp-v1", "sha256": teacher.sha256,
+                                                 "sampler": "euler", "steps": 16}
+    assert not models.diffusion_extra["default"] and models.pp_name == "pp-mlp-v1"
+    s = models.schedule
+    assert s.allowed_steps == (1, 2, 4) and s.sampler == "euler" and s.default_steps in s.allowed_steps
+    assert s.grids[1] == pytest.approx([s.sigma_max, 0.0]) and s.grids[4][::2] == s.grids[2]
+    ds = load_dataset(None)
+    _, held = split_times(ds.time.values, 0.2)
+    t = ds.time.values[held[len(held) // 2]]
+    for n in s.allowed_steps:
+        ens = downscale_time(models, ds, t, Region.parse("alps"), members=4, steps=n, seed=1)
+        truth_max = float(np.nanmax(ens.inputs.truth_tp))
+        assert np.isfinite(ens.tp_members).all() and float(ens.tp_members.max()) < 10 * max(truth_max, 0.1)
+    for n in (3, 8):
+        with pytest.raises(ValueError, match=r"steps in \[1, 2, 4\]"):
+            downscale_time(models, ds, t, Region.parse("alps"), members=1, steps=n)
+    card = (load_checkpoint("edm-pp-v1-student").path / "MODEL_CARD.md").read_text()
+    assert teacher.sha256 in card and "Salimans & Ho" in card and "| edm-pp-v1-student | euler | 1 |" in card
