@@ -3,6 +3,7 @@ student's stored grids, and its checkpoint through the registry and the samplers
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -111,6 +112,9 @@ def test_tiny_model_distilled_for_a_few_steps_lowers_its_distillation_loss(tmp_p
     again, r2 = distill(teacher, _tiny_batches(), cfg, state_dir=tmp_path / "s", progress=False, log=lambda *a: None)
     assert r2[0].get("resumed") and all(torch.equal(a, b) for a, b in zip(again.state_dict().values(),
                                                                            student.state_dict().values()))
+    with pytest.warns(UserWarning, match=r"other settings \['lr'\]"):
+        distill(teacher, _tiny_batches(), dataclasses.replace(cfg, lr=1e-3), state_dir=tmp_path / "s", progress=False,
+                log=lambda *a: None)
 
 
 def test_distill_config_refuses_bad_settings():

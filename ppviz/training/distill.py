@@ -43,6 +43,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -381,7 +382,12 @@ def distill(teacher, batches, config: DistillConfig = DistillConfig(), *, log_fi
         if done:
             student.load_state_dict(load_file(str(_round_file(state_dir, r))), strict=True)
             meta = json.loads((state_dir / f"round-{r}.json").read_text())
-            rounds.append({**meta, "resumed": True})
+            changed = sorted(k for k, v in meta.get("config", {}).items()
+                             if k != "log_every" and config.to_dict().get(k) != v)
+            if changed:
+                warnings.warn(f"round {r} in {state_dir} was distilled with other settings {changed}; it is "
+                              "used as it is", stacklevel=2)
+            rounds.append({**{k: v for k, v in meta.items() if k != "config"}, "resumed": True})
             step, seconds0 = int(meta["end_step"]), float(meta["end_seconds"])
             if config.anchor_fraction > 0:
                 models[r] = copy.deepcopy(student).eval().requires_grad_(False)
@@ -437,10 +443,10 @@ def distill(teacher, batches, config: DistillConfig = DistillConfig(), *, log_fi
         seconds0 += time.perf_counter() - t0
         meta = {"round": r, "teacher_steps": n_t, "student_steps": n_s, "steps": config.steps_per_round,
                 "loss_first": first, "loss_last": last, "seconds": round(time.perf_counter() - t0, 1),
-                "end_step": step, "end_seconds": round(seconds0, 3)}
+                "end_step": step, "end_seconds": round(seconds0, 3), "config": config.to_dict()}
         if anchored:
             meta["anchored_levels"] = {str(lv): q for lv, q in anchor_targets(config, r).items()}
-        rounds.append(meta)
+        rounds.append({k: v for k, v in meta.items() if k != "config"})
         if config.anchor_fraction > 0:
             models[r] = copy.deepcopy(student).eval().requires_grad_(False)
         if state_dir is not None:
