@@ -15,6 +15,13 @@ levels are the checkpoint's schedule (``config.schedule``). Per row:
   wet hits: fraction of member cells >= 0.1 mm/h where the truth is >= 0.1 (wet area kept);
 - seconds per member (wall time of the sampler over hours x members).
 
+With ``--student CKPT`` a few-step student of the checkpoint (``ppviz train distill``, e.g.
+``pretrained/edm-pp-v1-student``) is run on the same hours, regions and member seeds at each step
+count its schedule stores (1, 2, 4 evaluations, Euler on its stored levels); its rows are labelled
+with its name, drawn in the PNG, and count for the last line. ``--card`` then writes the student's
+rows next to the teacher's (Heun-35, Euler and DPM-Solver++(2M) at the same evaluations) into the
+student's MODEL_CARD.md, with the PNG ``student_curve.png`` beside it.
+
 With ``--drizzle-threshold`` (mm/h, or ``auto`` for the value calibrated on training hours by
 :func:`ppviz.training.drizzle.calibrate_threshold`) false drizzle and wet hits are also reported after
 setting member tp below the threshold to 0 (columns ``drizzle_thr``, ``wet_thr``).
@@ -45,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ppviz.data.regions import Region  # noqa: E402
 from ppviz.data.source import load_dataset  # noqa: E402
-from ppviz.diffusion.samplers import SAMPLERS, evaluations, karras_sigmas, steps_for  # noqa: E402
+from ppviz.diffusion.samplers import SAMPLERS, evaluations, schedule_sigmas, steps_for  # noqa: E402
 from ppviz.metrics.ensemble import crps_ensemble  # noqa: E402
 from ppviz.pipeline import Models, _static, coarse_input, member_seed  # noqa: E402
 from ppviz.spectral import rapsd  # noqa: E402
@@ -66,7 +73,7 @@ def lsd_db(p_model: np.ndarray, p_truth: np.ndarray, wavelength: np.ndarray, ban
 
 def run_config(models, inputs, sampler: str, steps: int, members: int, seed: int, schedule) -> dict:
     """Members of every (region, hour) input with one sampler setting; the raw arrays and the time."""
-    fn_sigmas = karras_sigmas(steps, schedule.sigma_min, schedule.sigma_max, schedule.rho)
+    fn_sigmas = schedule_sigmas(schedule, steps)  # Karras levels, or a student's stored grid
     out, seconds = [], 0.0
     for region, inp, static in inputs:
         seeds = [member_seed(seed, inp.time, k) for k in range(members)]
@@ -134,7 +141,7 @@ def table(rows: list[dict], threshold: float | None) -> str:
         head += [f"false drizzle, thr {threshold:.3g}", f"wet hits, thr {threshold:.3g}"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["sampler"], str(r["steps"]), str(r["evals"]), fmt(r["crps"], ".4f"), fmt(r["lsd_db"], ".2f"),
+        cells = [_label(r), str(r["steps"]), str(r["evals"]), fmt(r["crps"], ".4f"), fmt(r["lsd_db"], ".2f"),
                  fmt(r["p99"], ".2f"), fmt(r["p999"], ".2f"), fmt(r["max_abs_pp"], ".2f"),
                  fmt(r["false_drizzle"], ".4f"), fmt(r["wet_hits"], ".3f"), fmt(r["sec_per_member"], ".3f")]
         if threshold is not None:
@@ -143,11 +150,18 @@ def table(rows: list[dict], threshold: float | None) -> str:
     return "\n".join(lines)
 
 
+def _label(r: dict) -> str:
+    # a teacher row's sampler, or "<student checkpoint> (euler)"
+    return f"{r['checkpoint']} ({r['sampler']})" if r.get("model") == "student" else r["sampler"]
+
+
 def answer(rows: list[dict]) -> tuple[dict, dict, dict | None]:
-    """Heun-35, EM-1000 and the fewest-evaluations row within 5% CRPS and 0.5 dB LSD of Heun-35."""
-    ref = next(r for r in rows if r["sampler"] == "heun" and r["evals"] == 35)
-    em = next(r for r in rows if r["sampler"] == "euler_maruyama" and r["steps"] == max(
-        x["steps"] for x in rows if x["sampler"] == "euler_maruyama"))
+    """Heun-35, EM-1000 and the fewest-evaluations row (student rows included) within 5% CRPS and
+    0.5 dB LSD of Heun-35."""
+    teacher = [r for r in rows if r.get("model") != "student"]
+    ref = next(r for r in teacher if r["sampler"] == "heun" and r["evals"] == 35)
+    em = next(r for r in teacher if r["sampler"] == "euler_maruyama" and r["steps"] == max(
+        x["steps"] for x in teacher if x["sampler"] == "euler_maruyama"))
     ok = [r for r in rows if r is not em and r["crps"] <= 1.05 * ref["crps"] and r["lsd_db"] <= ref["lsd_db"] + 0.5]
     best = min(ok, key=lambda r: (r["evals"], r["crps"])) if ok else None
     return ref, em, best
@@ -166,11 +180,13 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     cap = {"crps": 10 * ref["crps"], "lsd_db": 30.0, "p999": 10.0}
     for ax, key, label in zip(axes, ("crps", "lsd_db", "p999"),
                               ("fair CRPS (mm/h)", "LSD 50-200 km (dB)", "p99.9 member / truth")):
-        for name in sorted({r["sampler"] for r in rows}):
-            pts = [(r["evals"], r[key]) for r in rows if r["sampler"] == name and r is not em]
+        for name in sorted({_label(r) for r in rows}):
+            pts = [(r["evals"], r[key]) for r in rows if _label(r) == name and r is not em]
             x = [p[0] for p in pts]
             y = [min(p[1], cap[key]) if np.isfinite(p[1]) else cap[key] for p in pts]
-            ax.plot(x, y, "o-", label=name, alpha=0.85)
+            student = any(r.get("model") == "student" and _label(r) == name for r in rows)
+            ax.plot(x, y, "s-" if student else "o-", label=name, alpha=0.85, lw=2.2 if student else 1.5,
+                    color="k" if student else None)
         ax.axhline(min(em[key], cap[key]), color="k", ls=":", label=f"Euler-Maruyama {em['steps']}")
         if key == "crps":
             ax.axhline(1.05 * ref["crps"], color="grey", ls="--", label="Heun-35 + 5%")
@@ -184,10 +200,11 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
             ax.set_yscale("log")
             ax.set_ylim(0.5, cap[key] * 1.1)
         ax.set_xscale("log")
-        ax.xaxis.set_major_locator(FixedLocator(EVALS))
+        ticks = sorted(set(EVALS) | {r["evals"] for r in rows if r.get("model") == "student"})
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xticklabels([str(e) for e in EVALS])
+        ax.set_xticklabels([str(e) for e in ticks])
         ax.set_xlabel("denoiser evaluations (Heun: 2 steps - 1)")
         ax.set_ylabel(label + "\n(values above the top drawn at the top)", fontsize=9)
         ax.grid(alpha=0.3)
@@ -223,6 +240,10 @@ def main(argv=None) -> int:
     p.add_argument("--png", default=None)
     p.add_argument("--readme", action="store_true", help="write the table into benchmarks/README.md")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--student", default=None, help="a few-step student of the checkpoint (ppviz train distill), run "
+                                                   "at each of its stored step counts")
+    p.add_argument("--card", action="store_true", help="write the student's curve into its MODEL_CARD.md and "
+                                                       "student_curve.png beside it")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -267,7 +288,9 @@ def main(argv=None) -> int:
                "sec_per_member": res["sec_per_member"], **score(res["fields"], threshold)}
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
-    rows.sort(key=lambda r: (r["sampler"], r["evals"]))
+    if args.student:
+        rows += student_rows(args.student, models, inputs, args.members, args.seed, threshold)
+    rows.sort(key=lambda r: (r.get("model") == "student", r["sampler"], r["evals"]))
     ref, em, best = answer(rows)
     cmd = "python benchmarks/bench_steps.py " + " ".join(argv if argv is not None else sys.argv[1:])
     meta = (f"checkpoint `{models.diffusion_name}`, schedule sigma_min={schedule.sigma_min:g} "
@@ -280,6 +303,8 @@ def main(argv=None) -> int:
         last = (f"fewest evaluations within 5% CRPS and 0.5 dB LSD of Heun-35: {best['evals']} "
                 f"(time vs Euler-Maruyama-{em['steps']}: {em['sec_per_member'] / best['sec_per_member']:.0f}x)")
     detail = (f"answer: {best['sampler']} with {best['steps']} steps" if best else "answer: none")
+    if best is not None and best.get("model") == "student":
+        detail = f"answer: the student {best['checkpoint']} with {best['steps']} euler steps"
     print(meta)
     print(tab)
     print(detail)
@@ -287,11 +312,48 @@ def main(argv=None) -> int:
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows, "threshold": threshold}, indent=1))
     if args.png:
         plot(rows, Path(args.png), meta)
+    if args.student and args.card:
+        write_card(args.student, models.diffusion_name, rows, cmd, meta)
     if args.readme:
         text = (f"Command: `{cmd}`\n\n{meta}.\n\n{tab}\n\n{detail}\n\n```\n{last}\n```")
         write_readme(Path(__file__).with_name("README.md"), text)
     print(last)
     return 0
+
+
+def student_rows(name: str, models, inputs, members: int, seed: int, threshold) -> list[dict]:
+    """Rows of the student ``name`` at each step count its schedule stores (same inputs and seeds)."""
+    student = Models.load(name, device="cpu")
+    if student.pp_sha256 != models.pp_sha256:
+        raise ValueError(f"student {student.diffusion_name} decodes with {student.pp_name}, the checkpoint with "
+                         f"{models.pp_name}: not comparable on the same inputs")
+    sched = student.schedule
+    if sched.allowed_steps is None:
+        raise ValueError(f"{student.diffusion_name} stores no grids: not a few-step student (ppviz train distill)")
+    rows = []
+    for n in sched.allowed_steps:
+        res = run_config(student, inputs, sched.sampler, n, members, seed, sched)
+        row = {"model": "student", "checkpoint": student.diffusion_name, "sampler": sched.sampler, "steps": n,
+               "evals": evaluations(sched.sampler, n), "sec_per_member": res["sec_per_member"],
+               **score(res["fields"], threshold)}
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def write_card(name: str, teacher: str, rows: list[dict], cmd: str, meta: str) -> None:
+    """The student's curve (table + student_curve.png) into its MODEL_CARD.md."""
+    from ppviz.checkpoints import resolve_checkpoint
+    from ppviz.training.cards import student_curve_text, write_curve
+
+    path = resolve_checkpoint(name, "diffusion")
+    keep = [r for r in rows if r.get("model") == "student" or r["sampler"] in ("heun", "euler", "dpmpp_2m",
+                                                                                 "euler_maruyama")]
+    plot(keep, path / "student_curve.png", f"{path.name} (black) and its teacher {teacher}\n{meta}")
+    student = next(r["checkpoint"] for r in rows if r.get("model") == "student")
+    distilled_from = json.loads((path / "config.json").read_text()).get("extra", {}).get("teacher", {}).get("steps")
+    write_curve(path / "MODEL_CARD.md", student_curve_text(rows, teacher, student, cmd, meta, "student_curve.png",
+                                                           teacher_steps=distilled_from))
 
 
 if __name__ == "__main__":

@@ -264,8 +264,10 @@ def follow_schedule(obj: param.Parameterized, checkpoints: tuple[str, ...] = ("c
     sampler (the largest of them) and start it at their ``default_steps``
     (:mod:`ppviz.checkpoints.schedule`); a value below the bound (typed, or from the URL) is refused
     by the widget with the allowed range, and the request refuses it again with the smallest good
-    value. ``sampler`` names ``obj``'s sampler parameter (None: each checkpoint's own). Call
-    before :func:`sync_url`."""
+    value. ``sampler`` names ``obj``'s sampler parameter (None: each checkpoint's own). A few-step
+    student (a schedule with stored grids, ``allowed_steps``) sets the sampler to its own when it
+    is chosen and the steps to its default unless they are one of its step counts. Call before
+    :func:`sync_url`."""
     top = obj.param[steps].bounds[1]
 
     def apply(*_events, initial=False):
@@ -273,6 +275,16 @@ def follow_schedule(obj: param.Parameterized, checkpoints: tuple[str, ...] = ("c
         if not scheds:
             return
         name = getattr(obj, sampler) if sampler else None
+        fixed = next((s for s in scheds if s.allowed_steps is not None), None)
+        if fixed is not None:  # a few-step student: its sampler, on its stored step counts only
+            chosen = any(e.name in checkpoints for e in _events)  # the checkpoint was just chosen
+            if sampler and name != fixed.sampler and (initial or chosen):
+                setattr(obj, sampler, fixed.sampler)  # a sampler chosen later is refused by the run, naming its own
+            obj.param[steps].bounds = (min(fixed.allowed_steps), top)
+            at_class_default = getattr(obj, steps) == obj.param[steps].default
+            if getattr(obj, steps) not in fixed.allowed_steps or chosen or (initial and at_class_default):
+                setattr(obj, steps, fixed.default_steps)
+            return
         low = min(max(s.min_steps_for(name) for s in scheds), top)
         default = min(max(max(s.default_steps for s in scheds), low), top)
         obj.param[steps].bounds = (low, top)
@@ -281,7 +293,7 @@ def follow_schedule(obj: param.Parameterized, checkpoints: tuple[str, ...] = ("c
             setattr(obj, steps, default if name in (None, *(s.sampler for s in scheds)) else max(low, 8))
 
     apply(initial=True)
-    obj.param.watch(apply, list(checkpoints) + ([sampler] if sampler else []))
+    obj.param.watch(apply, list(checkpoints) + ([sampler] if sampler else []) + [steps])
 
 
 def url_messages(column: pn.Column, obj: param.Parameterized | None = None):

@@ -436,12 +436,36 @@ class DownscalePage(LazyPage):
         return io.BytesIO(ensemble_png(v.run, member=v.member, members=v.shown))
 
     # -- layout -----------------------------------------------------------------------------
+    def _steps_widgets(self) -> pn.Row:
+        """The steps input, or for a few-step student (a schedule with stored grids) a choice of
+        its allowed step counts; swapped when the checkpoint changes."""
+        typed = pn.widgets.IntInput.from_param(self.param.steps, label="Steps", width=80)
+        choice = pn.widgets.Select(label="Steps", options=[], width=80, visible=False)
+
+        def sync(*_):
+            allowed = M.checkpoint_schedule(self.checkpoint).allowed_steps if self.checkpoint else None
+            typed.visible, choice.visible = allowed is None, allowed is not None
+            if allowed is not None:
+                choice.options = list(allowed)
+                if self.steps in allowed:
+                    choice.value = self.steps
+
+        def chosen(event):
+            if event.new is not None and event.new != self.steps:
+                self.steps = int(event.new)
+
+        choice.param.watch(chosen, "value")
+        self.param.watch(sync, ["checkpoint", "steps"])
+        sync()
+        self._steps_choice = choice  # for tests
+        return pn.Row(typed, choice, margin=0)
+
     def __panel__(self):
         ckpt = pn.widgets.Select.from_param(self.param.checkpoint, label="Diffusion checkpoint",
                                             width=CONTROL_WIDTH - 20)
         settings = pn.Row(
             pn.widgets.IntInput.from_param(self.param.members, label="Members", width=80),
-            pn.widgets.IntInput.from_param(self.param.steps, label="Steps", width=80),
+            self._steps_widgets(),
             pn.widgets.IntInput.from_param(self.param.seed, label="Seed", width=90),
         )
         sampler = pn.widgets.Select.from_param(self.param.sampler, label="Sampler", width=CONTROL_WIDTH - 20)

@@ -12,7 +12,12 @@ with the noise levels it knows, not EDM's image defaults:
   checkpoint (measured, see the model card); fewer are refused with a message naming it. A
   sampler not listed gets the largest listed value (conservative);
 - ``sampler``, ``default_steps``: the sampler and step count the CLI and the app use when none
-  is given.
+  is given;
+- ``grids`` (optional): explicit noise levels per allowed step count, ``{steps: [sigma_0, ...,
+  0]}``, for a checkpoint that was trained for those levels only (a few-step student of
+  :mod:`ppviz.training.distill`). Such a schedule allows exactly those step counts of its
+  ``sampler`` and refuses any other count or sampler with a message naming the allowed ones;
+  :func:`ppviz.diffusion.samplers.schedule_sigmas` returns the stored levels instead of Karras's.
 
 EDM's image defaults (``sigma_max = 80``) put the first level hundreds of ``sigma_data`` above
 anything a residual target with ``sigma_data ~ 0.3`` is trained on; few steps then leave the
@@ -63,6 +68,10 @@ class Schedule:
         The default sampler (a key of ``min_steps``).
     default_steps : int
         Steps of the default sampler when none are given (>= its ``min_steps``).
+    grids : dict of int to sequence of float, optional
+        Explicit noise levels per allowed step count (see the module docstring): each strictly
+        decreasing, ``steps + 1`` long, ending with 0. With grids, ``min_steps`` may be 1 and must
+        be ``{sampler: min(grids)}``, and ``default_steps`` must be one of the grids' counts.
     """
 
     sigma_min: float = 0.002
@@ -73,6 +82,7 @@ class Schedule:
     min_steps: dict = field(default_factory=lambda: {"heun": 2})
     sampler: str = "heun"
     default_steps: int = 18
+    grids: dict | None = None
 
     def __post_init__(self):
         if not 0 < self.sigma_min < self.sigma_max:
@@ -84,7 +94,9 @@ class Schedule:
         if not isinstance(self.min_steps, dict) or not self.min_steps:
             raise ValueError(f"schedule min_steps must be a non-empty {{sampler: steps}} object, got {self.min_steps!r}")
         object.__setattr__(self, "min_steps", {str(k): int(v) for k, v in sorted(self.min_steps.items())})
-        if any(v < 2 for v in self.min_steps.values()):
+        if self.grids is not None:
+            self._check_grids()
+        elif any(v < 2 for v in self.min_steps.values()):
             raise ValueError(f"schedule min_steps must all be >= 2, got {self.min_steps}")
         unknown = sorted(set(self.min_steps) - set(SAMPLER_NAMES))
         if unknown:
@@ -95,9 +107,38 @@ class Schedule:
             raise ValueError(f"schedule needs min_steps[{self.sampler!r}] <= default_steps, got "
                              f"{self.min_steps[self.sampler]}, {self.default_steps}")
 
+    def _check_grids(self) -> None:
+        # Normalise {steps: levels} (JSON keys are strings) and check what the docstring promises.
+        if not isinstance(self.grids, dict) or not self.grids:
+            raise ValueError(f"schedule grids must be a non-empty {{steps: [sigma, ..., 0]}} object, got {self.grids!r}")
+        grids = {}
+        for k, levels in self.grids.items():
+            try:
+                n, lv = int(k), tuple(float(v) for v in levels)
+            except (TypeError, ValueError):
+                raise ValueError(f"schedule grid {k!r} must be a step count with a list of noise levels") from None
+            if n < 1 or len(lv) != n + 1:
+                raise ValueError(f"schedule grid for {k} steps must have {int(k) + 1} levels (>= 1 step), got {len(lv)}")
+            if lv[-1] != 0 or any(b >= a for a, b in zip(lv, lv[1:])):
+                raise ValueError(f"schedule grid for {n} steps must be strictly decreasing and end with 0, got {list(lv)}")
+            grids[n] = lv
+        object.__setattr__(self, "grids", dict(sorted(grids.items())))
+        want = {self.sampler: min(grids)}
+        if self.min_steps != want:
+            raise ValueError(f"a schedule with grids needs min_steps {want} (its sampler, the fewest grid steps), "
+                             f"got {self.min_steps}")
+        if int(self.default_steps) not in grids:
+            raise ValueError(f"schedule default_steps {self.default_steps} is not one of its grids' step counts "
+                             f"{list(grids)}")
+
     def __hash__(self):
-        return hash(tuple((k, v) for k, v in self.to_dict().items() if k != "min_steps")
-                    + tuple(self.min_steps.items()))
+        return hash(tuple((k, v) for k, v in self.to_dict().items() if k not in ("min_steps", "grids"))
+                    + tuple(self.min_steps.items()) + tuple((self.grids or {}).items()))
+
+    @property
+    def allowed_steps(self) -> tuple[int, ...] | None:
+        """The step counts a schedule with ``grids`` allows (sorted); None: any from ``min_steps`` up."""
+        return None if self.grids is None else tuple(self.grids)
 
     def min_steps_for(self, sampler: str | None = None) -> int:
         """Fewest allowed steps of ``sampler`` (None: the default sampler)."""
@@ -107,6 +148,14 @@ class Schedule:
     def check_steps(self, steps: int, checkpoint: str = "this checkpoint", sampler: str | None = None) -> None:
         """ValueError when ``steps`` is below :meth:`min_steps_for` ``sampler``, naming the smallest good value."""
         sampler = sampler or self.sampler
+        if self.grids is not None:
+            allowed = list(self.grids)
+            if sampler != self.sampler or int(steps) not in self.grids:
+                raise ValueError(
+                    f"{steps} {sampler} steps are not allowed for {checkpoint}: it is a few-step student that "
+                    f"samples only with the {self.sampler} sampler on its stored noise levels, with steps "
+                    f"in {allowed} (default: {self.default_steps})")
+            return
         low = self.min_steps_for(sampler)
         if int(steps) < low:
             raise ValueError(
@@ -114,9 +163,24 @@ class Schedule:
                 f"{low} steps (measured, see its model card); use at least {low} "
                 f"(default: {self.default_steps} {self.sampler} steps)")
 
+    def grid(self, steps: int) -> list[float] | None:
+        """The stored noise levels of ``steps`` steps (None: no grids, use Karras's); ValueError
+        when the schedule has grids but none for ``steps``."""
+        if self.grids is None:
+            return None
+        if int(steps) not in self.grids:
+            raise ValueError(f"no stored noise levels for {steps} steps; allowed steps: {list(self.grids)}")
+        return list(self.grids[int(steps)])
+
     def to_dict(self) -> dict:
-        """JSON-able dict; inverse of :meth:`from_dict`."""
-        return {**dataclasses.asdict(self), "min_steps": dict(self.min_steps)}
+        """JSON-able dict; inverse of :meth:`from_dict` (``grids`` only when there are grids, so
+        older schedules write what they always wrote)."""
+        d = {**dataclasses.asdict(self), "min_steps": dict(self.min_steps)}
+        if self.grids is None:
+            d.pop("grids")
+        else:
+            d["grids"] = {str(k): list(v) for k, v in self.grids.items()}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Schedule":

@@ -1,4 +1,4 @@
-"""``ppviz train pp`` and ``ppviz train diffusion``: parse, check, call :mod:`ppviz.training.run`."""
+"""``ppviz train pp``, ``ppviz train diffusion`` and ``ppviz train distill``: parse, check, call :mod:`ppviz.training.run`."""
 
 from __future__ import annotations
 
@@ -64,6 +64,29 @@ def _cmd_train_diffusion(args) -> int:
         workers=args.workers, amp=not args.no_amp, compile=args.compile, log_every=args.log_every,
         ckpt_every=args.ckpt_every, snapshot_every=args.snapshot_every, snapshot_hours=args.snapshot_hours,
         snapshot_seeds=args.snapshot_seeds)
+    return 0
+
+
+def _cmd_train_distill(args) -> int:
+    from ppviz.training.run import distill_checkpoint
+
+    for name, value, lo, hi in (("--teacher-steps", args.teacher_steps, 2, 1024),
+                                ("--steps-per-round", args.steps_per_round, 1, 10**7), ("--batch", args.batch, 1, 4096),
+                                ("--crop", args.crop, 16, 1024), ("--workers", args.workers, 0, 64),
+                                ("--log-every", args.log_every, 1, 10**7)):
+        check_range(name, value, lo, hi)
+    if args.lr <= 0:
+        raise UserError(f"--lr {args.lr} must be > 0")
+    if args.threads is not None:
+        import torch
+
+        check_range("--threads", args.threads, 1, 256)
+        torch.set_num_threads(args.threads)
+    distill_checkpoint(args.teacher, args.out, data=args.data, teacher_steps=args.teacher_steps, rounds=args.rounds,
+                       steps_per_round=args.steps_per_round, batch=args.batch, crop=args.crop, lr=args.lr,
+                       seed=args.seed, holdout=args.holdout, default_steps=args.default_steps,
+                       state_dir=args.state_dir, overwrite=args.overwrite, workers=args.workers,
+                       log_every=args.log_every, anchor_fraction=args.anchor_fraction, command=command_line(args))
     return 0
 
 
@@ -137,3 +160,32 @@ def add_parsers(sub) -> None:
     td.add_argument("--default", action="store_true", help="mark as the default diffusion checkpoint")
     td.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
     td.set_defaults(func=_cmd_train_diffusion)
+
+    tk = tsub.add_parser("distill", help="distil a diffusion checkpoint into a few-step student (progressive "
+                                         "distillation) and write it as a checkpoint")
+    tk.add_argument("--teacher", required=True, help="diffusion checkpoint name or directory to distil")
+    tk.add_argument("--out", required=True, help="checkpoint directory to write")
+    tk.add_argument("--data", default=None, help="fine dataset (default: the embedded synthetic one)")
+    tk.add_argument("--teacher-steps", type=int, default=16,
+                    help="Euler steps of the teacher on its Karras grid (a power of 2)")
+    tk.add_argument("--rounds", type=int, default=None, help="halvings of the steps (default: down to 1 step)")
+    tk.add_argument("--steps-per-round", type=int, default=300, help="Adam steps per round")
+    tk.add_argument("--batch", type=int, default=8)
+    tk.add_argument("--crop", type=int, default=64, help="crop side in 0.25 deg cells")
+    tk.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate, decayed linearly to 0 in each round")
+    tk.add_argument("--seed", type=int, default=0)
+    tk.add_argument("--holdout", type=float, default=0.2, help="held-out fraction of days (never distilled on)")
+    tk.add_argument("--default-steps", type=int, default=None,
+                    help="the student's default step count (one of its stored ones; default: the most)")
+    tk.add_argument("--state-dir", default=None, help="finished rounds' weights (default: .OUT.distill beside --out); "
+                                                      "a rerun resumes after the last finished round")
+    tk.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --out")
+    tk.add_argument("--workers", type=int, default=1, help="data-loading processes (0: none)")
+    tk.add_argument("--log-every", type=int, default=25, help="steps between log lines")
+    tk.add_argument("--anchor-fraction", type=float, default=0.0,
+                    help="share of each batch that keeps the stored 2- and 4-step grids' other levels at the "
+                         "earlier rounds' models (0: plain progressive distillation)")
+    tk.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: torch's; on a busy shared CPU 1 avoids oversubscription)")
+    tk.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
+    tk.set_defaults(func=_cmd_train_distill)

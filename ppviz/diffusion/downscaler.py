@@ -39,7 +39,7 @@ from ppviz.io import check_config_keys
 from ppviz.data.grid import COARSE_FACTOR, Grid, coarsen_blocks
 from ppviz.diffusion.loss import edm_loss
 from ppviz.diffusion.precond import EDMPrecond
-from ppviz.diffusion.samplers import DEFAULT_STEPS, get_sampler, karras_sigmas, member_generators, member_noise
+from ppviz.diffusion.samplers import DEFAULT_STEPS, get_sampler, member_generators, member_noise, schedule_sigmas
 from ppviz.models.unet import UNet, UNetConfig
 
 #: Static conditioning channels of :func:`static_channels`, in order.
@@ -356,13 +356,14 @@ class Downscaler(nn.Module):
             A name of :data:`ppviz.diffusion.samplers.SAMPLERS` (``heun``, ``euler``, ``dpmpp_2m``,
             ``euler_maruyama``).
         num_steps : int, optional
-            Steps of :func:`karras_sigmas` (default: the schedule's ``default_steps`` for its
+            Steps on the schedule's levels (:func:`ppviz.diffusion.samplers.schedule_sigmas`:
+            Karras's, or a student's stored grid) (default: the schedule's ``default_steps`` for its
             sampler, else :data:`ppviz.diffusion.samplers.DEFAULT_STEPS`); ignored when ``sigmas``
             is given.
         sigmas : tensor, optional
             Explicit decreasing noise levels ending in 0.
         sigma_min, sigma_max, rho : float, optional
-            :func:`karras_sigmas` parameters; default: the config's
+            Karras parameters (not for a schedule with stored grids); default: the config's
             :class:`~ppviz.checkpoints.schedule.Schedule`.
         callback : callable, optional
             Called after every step with the sampler's dict, where ``x`` and ``denoised`` are
@@ -385,9 +386,9 @@ class Downscaler(nn.Module):
         if sigmas is None:
             sched = self.config.schedule
             n = num_steps or (sched.default_steps if sampler == sched.sampler else DEFAULT_STEPS[sampler])
-            sigmas = karras_sigmas(n, sched.sigma_min if sigma_min is None else sigma_min,
-                                   sched.sigma_max if sigma_max is None else sigma_max,
-                                   sched.rho if rho is None else rho)
+            if sched.grids is not None:
+                sched.check_steps(n, "this checkpoint", sampler)  # a student: its sampler and grids only
+            sigmas = schedule_sigmas(sched, n, sigma_min, sigma_max, rho)
         sigma0 = float(torch.as_tensor(sigmas).reshape(-1)[0])
         cond, base = self.condition(coarse, static)
         H, W = cond.shape[-2:]

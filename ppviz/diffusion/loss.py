@@ -38,6 +38,15 @@ def sample_training_sigmas(
     return (rnd_normal * P_std + P_mean).exp().to(device)
 
 
+def loss_weight(sigma: torch.Tensor, sigma_data: float) -> torch.Tensor:
+    """EDM's loss weight (Table 1), ``lambda(sigma) = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2``.
+
+    Equal to ``(SNR + 1) / sigma_data^2`` with ``SNR = sigma_data^2 / sigma^2``: the "SNR+1"
+    weighting of Salimans & Ho (2022), up to a constant. Shaped like ``sigma``.
+    """
+    return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
+
+
 def edm_loss(
     precond: EDMPrecond,
     y: torch.Tensor,
@@ -82,9 +91,7 @@ def edm_loss(
     if noise is None:
         gen_device = generator.device if generator is not None else y.device
         noise = torch.randn(y.shape, generator=generator, device=gen_device, dtype=y.dtype).to(y.device)
-    sd = precond.sigma_data
-    # EDM Table 1: loss weighting lambda(sigma) = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2.
-    weight = (sigma**2 + sd**2) / (sigma * sd) ** 2
+    weight = loss_weight(sigma, precond.sigma_data)
     # EDM eq. 2: || D(y + n; sigma) - y ||^2 with n ~ N(0, sigma^2 I).
     D_yn = precond(y + noise * sigma, sigma.reshape(b), cond)
     per_pixel = weight * (D_yn - y) ** 2

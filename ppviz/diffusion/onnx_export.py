@@ -182,6 +182,10 @@ def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
                          "checkpoints (ppviz train diffusion) are exported")
     cfg = ckpt.model.config
     s = cfg.schedule  # the checkpoint's own noise schedule travels with the export (issue 11)
+    if s.grids is not None:
+        raise ValueError(f"checkpoint {ckpt.name!r} is a few-step student sampled on stored noise levels "
+                         f"(steps {list(s.grids)}); the ONNX contract carries Karras schedules only, so it is "
+                         "not exported")
     contract = make_contract(sigma_data=cfg.sigma_data, static_names=cfg.static_names, factor=cfg.factor,
                              size_multiple=cfg.unet.size_multiple, residual=cfg.residual, upsample=cfg.upsample,
                              noise_schedule={"sigma_min": s.sigma_min, "sigma_max": s.sigma_max, "rho": s.rho,

@@ -70,6 +70,55 @@ def karras_sigmas(n: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho
     return torch.cat([t, torch.zeros(1, dtype=torch.float64)])
 
 
+def grid_sigmas(levels) -> torch.Tensor:
+    """Explicit noise levels as a sampler's ``sigmas``: float64 CPU tensor, checked.
+
+    Parameters
+    ----------
+    levels : sequence of float, length N + 1 >= 2
+        Strictly decreasing, non-negative, ending with 0 (e.g. a few-step student's stored grid,
+        :meth:`ppviz.checkpoints.schedule.Schedule.grid`); ``[sigma_0, 0]`` is one step.
+
+    Returns
+    -------
+    tensor, shape (N + 1,), float64
+    """
+    s = _check_sigmas(torch.as_tensor(levels, dtype=torch.float64))
+    if s[-1] != 0:
+        raise ValueError(f"explicit noise levels must end with 0, got {s}")
+    return torch.tensor(s, dtype=torch.float64)
+
+
+def schedule_sigmas(schedule, steps: int, sigma_min: float | None = None, sigma_max: float | None = None,
+                    rho: float | None = None) -> torch.Tensor:
+    """The noise levels of ``steps`` steps of a checkpoint's schedule.
+
+    A schedule with stored ``grids`` (a few-step student) gives its stored levels
+    (:func:`grid_sigmas`; ValueError for a step count it has none for, or for Karras overrides);
+    any other gives :func:`karras_sigmas` with its ``sigma_min``, ``sigma_max``, ``rho`` unless
+    overridden here.
+
+    Parameters
+    ----------
+    schedule : ppviz.checkpoints.schedule.Schedule
+    steps : int
+    sigma_min, sigma_max, rho : float, optional
+        Overrides of the schedule's Karras parameters.
+
+    Returns
+    -------
+    tensor, shape (steps + 1,), float64
+    """
+    if schedule.grids is not None:
+        if (sigma_min, sigma_max, rho) != (None, None, None):
+            raise ValueError("this checkpoint samples on its stored noise levels; sigma_min, sigma_max and rho "
+                             "cannot be overridden")
+        return grid_sigmas(schedule.grid(steps))
+    return karras_sigmas(steps, schedule.sigma_min if sigma_min is None else sigma_min,
+                         schedule.sigma_max if sigma_max is None else sigma_max,
+                         schedule.rho if rho is None else rho)
+
+
 def _stream_seed(seed: int, stream: int) -> int:
     # An independent 63-bit seed for (member seed, stream) from numpy's SeedSequence.
     return int(np.random.SeedSequence([int(seed) & (2**64 - 1), stream]).generate_state(1, np.uint64)[0] >> 1)

@@ -81,3 +81,127 @@ Trained mostly on ppviz's synthetic Europe, calibrated to two ERA5 days over 45-
 real-sample scores come from a few held-out hours only. Retrain on real ERA5 before drawing
 scientific conclusions.
 """
+
+
+CURVE_BEGIN, CURVE_END = "<!-- student_curve:begin -->", "<!-- student_curve:end -->"
+
+
+def _anchor_text(config: dict, rounds: list[dict]) -> str:
+    # the card's sentence on anchored levels (DistillConfig.anchor_fraction), empty without
+    if not config.get("anchor_fraction"):
+        return ""
+    where = "; ".join(f"round {r['round']}: level(s) {', '.join(r['anchored_levels'])} of the teacher grid "
+                      f"to round(s) {', '.join(str(q) for q in r['anchored_levels'].values())}"
+                      for r in rounds if r.get("anchored_levels"))
+    return (f"\n\nOne network serves every stored step count, but a round only distils its own grid's levels;"
+            f" so that the stored finer grids still work after the rounds to fewer steps, "
+            f"{config['anchor_fraction']:.0%} of each batch in those rounds is trained at the finer grids' other "
+            f"levels towards the frozen model of the last round that had them on its grid (same EDM weight): "
+            f"{where or 'no round needed it'}.")
+
+
+def student_model_card(name: str, *, teacher: str, teacher_sha256: str, teacher_schedule: dict, config: dict,
+                       rounds: list[dict], schedule: dict, method: str, command: str, seconds: float,
+                       data_desc: str, n_params: int, curve: str | None = None) -> str:
+    """The MODEL_CARD.md of a few-step student (``ppviz train distill``). ``curve``: the markdown
+    of :func:`student_curve_text` (None: a placeholder naming the command that measures it)."""
+    rows = "\n".join(
+        f"| {r['round']} | {r['teacher_steps']} -> {r['student_steps']} | {r['steps']} | "
+        f"{_fmt(r['loss_first']) if r.get('loss_first') is not None else ''} | "
+        f"{_fmt(r['loss_last']) if r.get('loss_last') is not None else ''} | {r['seconds']:.0f} |" for r in rounds)
+    grids = "\n".join(f"- {k} step(s): " + ", ".join(f"{v:.4g}" for v in levels)
+                      for k, levels in schedule["grids"].items())
+    curve = curve or ("Not measured yet: run `python benchmarks/bench_steps.py --student "
+                      f"pretrained/{name} --card` (writes the table and `student_curve.png` here).")
+    return f"""# {name}: few-step student of {teacher}
+
+A {min(int(k) for k in schedule['grids'])}-to-{max(int(k) for k in schedule['grids'])}-evaluation
+student of the PP diffusion downscaler `{teacher}` (model.safetensors sha256 `{teacher_sha256}`):
+the same network, distilled so that a member takes {', '.join(schedule['grids'])} network
+evaluation(s) instead of the teacher's {config['teacher_steps']}. Same inputs, conditioning, residual
+target and PP checkpoint as the teacher (see its card); members are fixed by their seeds as with
+every ppviz checkpoint (the initial noise; the Euler sampler adds none).
+
+## Method
+
+{method[0].upper() + method[1:]}. Why this one: it needs no network or loss beyond the EDM denoiser, so the
+student keeps ppviz's denoiser interface, preconditioning and per-member seeds. Each round
+distils a teacher that takes 2m deterministic Euler steps into a student that takes m steps on
+every other of its levels; the student starts from the teacher's weights and becomes the next
+round's teacher. For a training residual y, a student level t (uniform over its grid), the teacher
+level t' between and the next student level t'', with z_t = y + t eps, the frozen teacher's two
+Euler steps give z_t''; the student's target is the denoised value D* for which one Euler step
+from t lands there, D* = z_t - (z_t'' - z_t) t / (t'' - t), with EDM's loss weight
+(t^2 + sigma_data^2) / (t sigma_data)^2 (the paper's SNR+1 weighting).{_anchor_text(config, rounds)} Implementation:
+`ppviz/training/distill.py`; known-answer tests: `tests/test_distill.py`.
+
+## Noise levels (stored in `config.json`, `config.schedule.grids`)
+
+The teacher's Karras grid of {config['teacher_steps']} steps (sigma_min = {teacher_schedule['sigma_min']:g},
+sigma_max = {teacher_schedule['sigma_max']:g}, rho = {teacher_schedule['rho']:g}); the student's grid of n steps is
+every {config['teacher_steps']}/n-th of its levels, ending with 0, so the grids nest exactly:
+
+{grids}
+
+Sampler **{schedule['sampler']}** on these levels only, default **{schedule['default_steps']} step(s)**; any
+other step count or sampler is refused with a message naming the allowed ones.
+
+## Rounds
+
+| round | Euler steps | Adam steps | loss, first window | loss, last window | seconds |
+|---|---|---|---|---|---|
+{rows}
+
+- batch {config['batch_size']} random {config['crop']} x {config['crop']} crops of the training hours, Adam lr
+  {config['lr']} decayed linearly to 0 in each round, seed {config['seed']}; {n_params / 1e6:.2f} M parameters.
+- data: {data_desc}
+- took {seconds / 60:.1f} min on this machine's CPU (2 cores, shared).
+- command: `{command}`
+
+## Its curve next to the teacher's
+
+{CURVE_BEGIN}
+{curve}
+{CURVE_END}
+
+## Limits
+
+Distilled on ppviz's synthetic Europe in minutes on a CPU, from a small teacher: a teaching and
+QA model. A student is only as good as its teacher's {config['teacher_steps']}-step Euler samples,
+and the fewer steps, the more it is off them (the curve above).
+"""
+
+
+def student_curve_text(rows: list[dict], teacher: str, student: str, command: str, meta: str,
+                       png: str | None = None, teacher_steps: int | None = None) -> str:
+    """The card's curve section: the student's rows of ``benchmarks/bench_steps.py`` next to the
+    teacher's Heun-35 reference, its Euler and DPM-Solver++(2M) rows at the same evaluations and
+    its Euler row at ``teacher_steps`` (what the student was distilled from), when measured."""
+    head = ("| model | sampler | evals | fair CRPS (mm/h) | LSD 50-200 km (dB) | p99 / truth | p99.9 / truth | "
+            "max abs PP | false drizzle | s / member |\n|---|---|---|---|---|---|---|---|---|---|")
+    stu = sorted((r for r in rows if r.get("model") == "student"), key=lambda r: r["evals"])
+    evals = {r["evals"] for r in stu}
+    tea = sorted((r for r in rows if r.get("model", "teacher") == "teacher"
+                  and ((r["sampler"] in ("euler", "dpmpp_2m") and r["evals"] in evals)
+                       or (r["sampler"] == "euler" and r["evals"] == teacher_steps)
+                       or (r["sampler"] == "heun" and r["evals"] == 35))),
+                 key=lambda r: (r["evals"], r["sampler"]))
+
+    def line(who, r):
+        return (f"| {who} | {r['sampler']} | {r['evals']} | {r['crps']:.4f} | {r['lsd_db']:.2f} | {r['p99']:.2f} | "
+                f"{r['p999']:.2f} | {r['max_abs_pp']:.2f} | {r['false_drizzle']:.4f} | {r['sec_per_member']:.3f} |")
+
+    table = "\n".join([head] + [line(student, r) for r in stu] + [line(teacher, r) for r in tea])
+    pic = f"\n\n![quality against evaluations, student and teacher]({png})" if png else ""
+    return f"Measured with `{command}` ({meta}).\n\n{table}{pic}"
+
+
+def write_curve(card_path, text: str) -> None:
+    """Replace the curve section of a student's MODEL_CARD.md with ``text``."""
+    from pathlib import Path
+
+    path = Path(card_path)
+    old = path.read_text()
+    if CURVE_BEGIN not in old or CURVE_END not in old:
+        raise ValueError(f"{path} has no student curve section ({CURVE_BEGIN} ... {CURVE_END})")
+    path.write_text(old[: old.index(CURVE_BEGIN) + len(CURVE_BEGIN)] + "\n" + text + "\n" + old[old.index(CURVE_END):])

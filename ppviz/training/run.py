@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["train_diffusion_checkpoint", "train_pp_checkpoint"]
+__all__ = ["distill_checkpoint", "train_diffusion_checkpoint", "train_pp_checkpoint"]
 
 
 def train_pp_checkpoint(out, *, data=None, shares=None, distribution_weights=None, steps: int = 3000,
@@ -266,4 +266,96 @@ def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resum
 
     shutil.copy(state_dir / "train_log.jsonl", Path(path) / "training_log.jsonl")
     log(f"checkpoint: {path} (training state kept in {state_dir} for --resume)")
+    return Path(path)
+
+
+def distill_checkpoint(teacher, out, *, data=None, teacher_steps: int = 16, rounds: int | None = None,
+                       steps_per_round: int = 300, batch: int = 8, crop: int = 64, lr: float = 1e-4, seed: int = 0,
+                       holdout: float = 0.2, default_steps: int | None = None, state_dir=None,
+                       overwrite: bool = False, workers: int = 1, log_every: int = 25, anchor_fraction: float = 0.0,
+                       command: str = "", log=print) -> Path:
+    """Distil the diffusion checkpoint ``teacher`` into a few-step student (progressive
+    distillation, :mod:`ppviz.training.distill`) on the training hours of ``data`` (the held-out
+    ones of :func:`ppviz.training.pp.split_times` never enter) and write the checkpoint ``out``:
+    the student's weights, its schedule (sampler ``euler`` on the stored grids only), the model
+    card and ``training_log.jsonl``. Each finished round's weights go to ``state_dir`` (default
+    ``.OUT.distill`` beside ``out``); a rerun resumes after the last finished round. Returns the
+    checkpoint path."""
+    import dataclasses
+    import shutil
+    import time
+
+    from ppviz.checkpoints import save_checkpoint
+    from ppviz.data.grid import Grid
+    from ppviz.data.source import load_dataset
+    from ppviz.diffusion.downscaler import Downscaler, static_channels
+    from ppviz.pipeline import Models
+    from ppviz.training.cards import student_model_card
+    from ppviz.training.distill import METHOD, DistillConfig, distill
+    from ppviz.training.pp import split_times
+    from ppviz.training.stream import CropSource, CropStream, PPEncoder, TPZEncoder, stream_batches
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ValueError(f"{out} exists; choose another --out or pass --overwrite")
+    config = DistillConfig(teacher_steps=teacher_steps, rounds=rounds, steps_per_round=steps_per_round,
+                           batch_size=batch, crop=crop, lr=lr, seed=seed, log_every=log_every,
+                           anchor_fraction=anchor_fraction)
+    stored = config.stored_steps()
+    if default_steps is not None and default_steps not in stored:
+        raise ValueError(f"default steps {default_steps} must be one of the student's step counts {stored}")
+    models = Models.load(teacher, device="cpu")
+    if not isinstance(models.diffusion, Downscaler) or models.diffusion.config.schedule.grids is not None:
+        raise ValueError(f"teacher {models.diffusion_name!r} must be a trained edm-unet checkpoint on Karras levels "
+                         "(not an ONNX export or another student)")
+    state_dir = Path(state_dir) if state_dir else out.parent / f".{out.name}.distill"
+    ds = load_dataset(None if data in (None, "default", "synthetic") else data)
+    grid = Grid.from_coords(ds.lat.values, ds.lon.values)
+    train_idx, held_idx = split_times(ds.time.values, holdout)
+    encoder = PPEncoder(models.pp) if models.transform is None else TPZEncoder(models.transform)
+    source = CropSource(None if data in (None, "default", "synthetic") else str(data), train_idx, grid,
+                        static_channels(grid), encoder)
+    factor = models.diffusion.config.factor
+    log(f"teacher {models.diffusion_name} (sha256 {models.diffusion_sha256[:16]}...), {teacher_steps} Euler steps; "
+        f"data: {train_idx.size} training hours ({held_idx.size} held out); rounds "
+        f"{' -> '.join(str(s) for s in [teacher_steps] + [s for _, s in config.round_steps()])} steps, "
+        f"{steps_per_round} steps each")
+
+    def batches(start_step):
+        return stream_batches(CropStream(source, crop, batch, factor, seed, start_step=start_step), workers)
+
+    log_file = state_dir / "training_log.jsonl"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if not any(state_dir.glob("round-*.safetensors")):
+        log_file.write_text("")
+    t0 = time.perf_counter()
+    student, done = distill(models.diffusion, batches, config, log_file=log_file, state_dir=state_dir, log=log)
+    seconds = sum(float(r["seconds"]) for r in done) or time.perf_counter() - t0
+    if default_steps is not None:
+        student.config = dataclasses.replace(student.config, schedule=dataclasses.replace(
+            student.config.schedule, default_steps=int(default_steps)))
+    sched = student.config.schedule
+    desc = (f"{ds.attrs.get('source', 'dataset')[:160]} ({data or 'default'}), {train_idx.size} training hours; "
+            f"held out: {held_idx.size} hours (ppviz.training.pp.split_times, fraction {holdout})")
+    card = student_model_card(out.name, teacher=models.diffusion_name, teacher_sha256=models.diffusion_sha256,
+                              teacher_schedule=models.schedule.to_dict(), config=config.to_dict(), rounds=done,
+                              schedule=sched.to_dict(), method=METHOD, command=command, seconds=seconds,
+                              data_desc=desc, n_params=sum(p.numel() for p in student.parameters()))
+    keep = ("pp_checkpoint", "pp_checkpoint_sha256", "coarse_from", "coarse_pp", "grid", "normalisation", "target",
+            "tp_transform", "coarse_tp_z")
+    extra = {k: v for k, v in models.diffusion_extra.items() if k in keep}
+    extra.update({
+        "summary": f"{config.round_steps()[-1][1]}-step student of {models.diffusion_name} (progressive distillation; "
+                   f"euler, steps {list(sched.grids)})",
+        "teacher": {"checkpoint": models.diffusion_name, "sha256": models.diffusion_sha256,
+                    "sampler": "euler", "steps": teacher_steps},
+        "distillation": {"method": METHOD, **config.to_dict(), "rounds": done, "seconds": round(seconds, 1),
+                         "command": command, "data": desc},
+        "default": False,
+    })
+    path = save_checkpoint(student, out, kind="diffusion", architecture="edm-unet", config=student.config.to_dict(),
+                           extra=extra, model_card=card, overwrite=overwrite)
+    shutil.copy(log_file, Path(path) / "training_log.jsonl")
+    log(f"checkpoint: {path} (round weights kept in {state_dir}; steps {list(sched.grids)}, default "
+        f"{sched.default_steps} euler steps)")
     return Path(path)
