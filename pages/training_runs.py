@@ -31,6 +31,7 @@ SCORE_PLOTS = (
     ("p99_ratio", "Held-out p99 ratio (1 is right)", "p99 members / truth", 1.0),
     ("wet_fraction", "Held-out wet fraction (dashed: truth)", "share of cells > 0.1 mm/h", "wet_fraction_truth"),
 )
+NONE = "(none chosen)"
 PLOT_SIZE = {"frame_width": 330, "frame_height": 200}
 
 
@@ -70,12 +71,14 @@ class TrainingRunsPage(LazyPage):
         self._snaps: list[str] = []
         self._messages = pn.Column(sizing_mode="stretch_width")
         self._run_note = pn.Column(sizing_mode="stretch_width")
+        self._snap_note = pn.Column(sizing_mode="stretch_width")
+        self._syncing = False
         self._status = markdown("", sizing_mode="stretch_width")
         self._ab = ABView(self._show)
         w = CONTROL_WIDTH - 20
-        self._run_select = pn.widgets.Select(name="Run", options=[], width=w)
-        self._a_select = pn.widgets.Select(name="A", options=[], width=w)
-        self._b_select = pn.widgets.Select(name="B", options=[], width=w)
+        self._run_select = pn.widgets.Select(name="Run", options={NONE: ""}, width=w)
+        self._a_select = pn.widgets.Select(name="A", options={NONE: ""}, width=w)
+        self._b_select = pn.widgets.Select(name="B", options={NONE: ""}, width=w)
         self._promote_select = pn.widgets.Select(name="Snapshot to promote", options=[], width=w)
         self._promote_name = pn.widgets.TextInput(name="Checkpoint name", placeholder="e.g. edm-run-a-step2000", width=w)
         self._promote_btn = pn.widgets.Button(label="Promote", color="success", width=110)
@@ -93,9 +96,9 @@ class TrainingRunsPage(LazyPage):
         if not self.run and self._runs:
             self.run = self._runs[0]
         self._default_snapshots()
-        self._run_select.param.watch(lambda e: e.new and setattr(self, "run", e.new), "value")
-        self._a_select.param.watch(lambda e: e.new and setattr(self, "snap_a", e.new), "value")
-        self._b_select.param.watch(lambda e: e.new and setattr(self, "snap_b", e.new), "value")
+        self._run_select.param.watch(lambda e: self._chosen("run", e.new), "value")
+        self._a_select.param.watch(lambda e: self._chosen("snap_a", e.new), "value")
+        self._b_select.param.watch(lambda e: self._chosen("snap_b", e.new), "value")
         self.param.watch(self._run_changed, "run")
         self.param.watch(self._sync_selects, ["snap_a", "snap_b"])
         self._sync_selects()
@@ -114,14 +117,19 @@ class TrainingRunsPage(LazyPage):
         if runs == self._runs and snaps == self._snaps:
             return False
         self._runs, self._snaps = runs, snaps
-        self._run_select.options = runs
-        self._a_select.options = snaps
-        self._b_select.options = snaps
-        chosen = self._promote_select.value
-        self._promote_select.options = snaps
-        if snaps and chosen not in snaps:
-            self._promote_select.value = snaps[-1] if not self.run else next(
-                (s for s in reversed(snaps) if s.rpartition("@")[0] == self.run), snaps[-1])
+        self._syncing = True  # a select whose choice left its options moves to another: not a choice
+        try:
+            # a blank first option: a refused choice shows as blank (a Select whose value is not
+            # among its options takes the first one when drawn, which would hide the refusal)
+            self._run_select.options = {NONE: "", **{r: r for r in runs}}
+            self._a_select.options = self._b_select.options = {NONE: "", **{r: r for r in snaps}}
+            chosen = self._promote_select.value
+            self._promote_select.options = snaps
+            if snaps and chosen not in snaps:
+                self._promote_select.value = snaps[-1] if not self.run else next(
+                    (s for s in reversed(snaps) if s.rpartition("@")[0] == self.run), snaps[-1])
+        finally:
+            self._syncing = False
         self._sync_selects()
         return True
 
@@ -134,9 +142,28 @@ class TrainingRunsPage(LazyPage):
             self.snap_b = own[-1]
 
     def _sync_selects(self, *_):
-        for select, value in ((self._run_select, self.run), (self._a_select, self.snap_a),
-                              (self._b_select, self.snap_b)):
-            select.value = value if value in select.options else None
+        """Show the chosen run and snapshots in the selects; a chosen snapshot that is not one
+        (e.g. from the URL) is refused with the reason."""
+        self._syncing = True
+        try:
+            for select, value in ((self._run_select, self.run), (self._a_select, self.snap_a),
+                                  (self._b_select, self.snap_b)):
+                select.value = value if value in select.values else ""
+        finally:
+            self._syncing = False
+        notes = []
+        for tag, ref in (("A", self.snap_a), ("B", self.snap_b)):
+            if ref and ref not in self._snaps:
+                try:
+                    T.parse_snapshot(ref)
+                except Exception as exc:  # noqa: BLE001
+                    notes.append(alert(f"Refused snapshot {tag} {code(ref[:200])}: {error_text(exc)}", "warning"))
+        self._snap_note.objects = notes
+
+    def _chosen(self, name: str, value) -> None:
+        """A select's choice (not the page's own syncing) becomes the page's ``name``."""
+        if value and not self._syncing:
+            setattr(self, name, value)
 
     def set_visible(self, visible: bool) -> None:
         if visible:
@@ -262,7 +289,7 @@ class TrainingRunsPage(LazyPage):
             markdown(f"**Promote a snapshot** to a registered checkpoint (with its model card) in {into}:"),
             self._promote_select, self._promote_name, self._promote_btn, width=CONTROL_WIDTH + 20,
         )
-        main = pn.Column(self._url_note, self._messages, how_to_read("training_runs"), self._status, self._run_note,
+        main = pn.Column(self._url_note, self._snap_note, self._messages, how_to_read("training_runs"), self._status, self._run_note,
                          self._curves, markdown("### A/B comparison of two snapshots"),
                          self._ab.scores, self._ab.maps, self._ab.curves, sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")
