@@ -261,9 +261,7 @@ class TrainingRunsPage(LazyPage):
     def _on_promote(self, _=None):
         ref, name = self._promote_select.value, self._promote_name.value
         try:
-            if not ref:
-                raise ValueError("no snapshot chosen to promote")
-            path = T.promote(ref, name)
+            path = T.promote(ref or "", name)
         except Exception as exc:  # noqa: BLE001
             self._show(alert(f"Not promoted: {error_text(exc)}"))
             return
