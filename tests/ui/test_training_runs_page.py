@@ -27,24 +27,6 @@ CURVE_POINTS_JS = """(title) => {
   return out;
 }"""
 
-#: finite pixels of the A/B maps, by title
-AB_MAPS_JS = """() => {
-  const out = {};
-  for (const doc of Bokeh.documents) for (const m of doc.all_models) {
-    const t = m.title && m.title.text;
-    if (typeof t !== "string" || !/^[AB] member 0/.test(t) || !m.renderers) continue;
-    for (const r of m.renderers) {
-      const img = r.data_source && r.data_source.data && r.data_source.data.image;
-      if (!img || !img.length) continue;
-      let finite = 0;
-      for (const v of img[0]) if (Number.isFinite(v)) finite++;
-      out[t] = finite;
-    }
-  }
-  return out;
-}"""
-
-
 def _loss_line(step: int) -> str:
     """A loss line as the trainer writes it (ppviz.training.diffusion_loop)."""
     return json.dumps({"step": step, "loss": 1.0 / step, "lr": 0.0005, "seconds": round(0.5 * step, 3)}) + "\n"
@@ -109,7 +91,7 @@ def test_a_run_in_progress_is_listed_and_its_curve_grows(page, runs_env, screens
     page.screenshot(path=str(screenshot_dir / "training_runs_live.png"))
 
 
-def test_two_snapshots_compare_on_the_same_seeds(page, runs_env, screenshot_dir):
+def test_two_snapshots_compare_on_the_same_seeds(page, runs_env, screenshot_dir, finite_pixels):
     url, _ = runs_env
     page.set_viewport_size({"width": 1600, "height": 2400})
     page.goto(f"{url}?page={PAGE}&run=exp1/run-a&snap_a=exp1/run-a@2&snap_b=exp1/run-a@4&time={T0}&region=sample"
@@ -122,7 +104,7 @@ def test_two_snapshots_compare_on_the_same_seeds(page, runs_env, screenshot_dir)
     expect(page.get_by_role("cell", name="A: exp1/run-a@2")).to_be_visible()
     expect(page.get_by_role("cell", name="B: exp1/run-a@4")).to_be_visible()
     page.wait_for_timeout(1500)
-    maps = page.evaluate(AB_MAPS_JS)
+    maps = finite_pixels(page, "^[AB] member 0")
     assert set(maps) == {"A member 0: exp1/run-a@2", "B member 0: exp1/run-a@4"}, maps
     assert all(n > 0 for n in maps.values()), maps
     page.screenshot(path=str(screenshot_dir / "training_runs_ab.png"), full_page=True)
