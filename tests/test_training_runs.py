@@ -163,3 +163,39 @@ def test_log_signature_and_refresh_interval(roots, tmp_path, monkeypatch):
     monkeypatch.setenv(T.REFRESH_ENV, "10")
     with pytest.raises(ValueError, match="PPVIZ_RUNS_REFRESH_MS=10 is out of range; allowed 100..600000 ms"):
         T.refresh_ms()
+
+
+def test_page_rereads_the_log_only_when_it_changed_and_polls_only_while_open(tmp_path, monkeypatch):
+    """The Training runs page in a Bokeh document (no browser): the periodic callback runs while
+    the tab is open, and a poll re-reads the log only when its mtime or size changed."""
+    import panel as pn
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    from pages.common import SharedState
+    from pages.training_runs import TrainingRunsPage
+    from ppviz.views import cache as M
+
+    run = _run(tmp_path, "exp/live", steps=())
+    monkeypatch.setenv("PPVIZ_RUNS", str(tmp_path))
+    reads = []
+    timeline = T.timeline
+    monkeypatch.setattr(T, "timeline", lambda *a, **k: reads.append(1) or timeline(*a, **k))
+    doc = Document()
+    with set_curdoc(doc):
+        page = TrainingRunsPage(SharedState(M.dataset()))
+        doc.add_root(pn.panel(page).get_root(doc))
+        assert page.run == "exp/live" and "exp/live" in page._status.object and len(reads) == 1
+        page.set_visible(True)
+        assert page._poller is not None and page._poller.period == T.refresh_ms()
+        n = len(reads)
+        page._poll()
+        page._poll()
+        assert len(reads) == n  # nothing changed: not re-read
+        append_line(run / LOG_FILE, {"step": 2, "loss": 0.25, "lr": 1e-3, "seconds": 0.2})
+        page._poll()
+        assert len(reads) == n + 1 and "step 2, loss 0.25" in page._status.object
+        page.set_visible(False)
+        assert page._poller is None
+        page.run = "../elsewhere"
+        assert "Refused run" in page._run_note.objects[0].object and page._status.object == ""
