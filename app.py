@@ -20,6 +20,7 @@ from pages.downscale import DownscalePage
 from pages.evaluation import EvaluationPage
 from pages.gibbs import GibbsPage
 from pages.latent import LatentPage
+from pages.training_runs import TrainingRunsPage
 from pages.safe import markdown, text
 from ppviz.views import cache as M
 from ppviz.maps import configure_cartopy
@@ -38,6 +39,7 @@ PAGES = (
     ("Evaluation", EvaluationPage),
     ("Checkpoints", CheckpointsPage),
     ("Data", DataMapPage),
+    ("Training runs", TrainingRunsPage),  # last: ?page=N links of the other pages keep their N
 )
 
 

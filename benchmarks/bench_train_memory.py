@@ -84,6 +84,35 @@ def write_span(path: Path, days: int, piece: int) -> Path:
     return path
 
 
+def batch_cpu_ms(data: Path, args, cache_mb: int) -> float:
+    """CPU time (ms, this process) per batch of ``CropStream.batch`` (read the crops, encode them
+    to PP, coarsen) for ``--steps`` steps from the start, cache filling included: the work one
+    DataLoader worker does per step, with the window cache budget ``cache_mb`` (0: off). CPU time,
+    not wall time, so the other jobs on the machine hardly move it."""
+    import numpy as np
+    import torch
+
+    from ppviz.checkpoints import default_checkpoint, load_checkpoint
+    from ppviz.data.grid import COARSE_FACTOR, Grid
+    from ppviz.data.source import open_any
+    from ppviz.data.windows import WindowReader
+    from ppviz.diffusion.downscaler import static_channels
+    from ppviz.training import stream as S
+
+    torch.set_num_threads(1)
+    view = open_any(data)
+    grid = Grid.from_coords(view.lat.values, view.lon.values)
+    pp = load_checkpoint(default_checkpoint("pp"), kind="pp").model
+    src = S.CropSource(str(data), np.arange(view.sizes["time"]), grid, static_channels(grid), S.PPEncoder(pp))
+    S._OPEN[(os.getpid(), str(data))] = WindowReader(data, view, cache_mb=cache_mb)  # this budget, in this process
+    stream = S.CropStream(src, args.crop, args.batch, COARSE_FACTOR, seed=0)
+    t0 = time.process_time()
+    for step in range(args.steps):
+        stream.batch(step)
+    del S._OPEN[(os.getpid(), str(data))]
+    return 1000 * (time.process_time() - t0) / args.steps
+
+
 def run_train(data: Path, out: Path, args, loader: str) -> dict:
     cmd = [sys.executable, "-m", "ppviz", "train", "diffusion", "--data", str(data), "--out", str(out),
            "--steps", str(args.steps), "--batch", str(args.batch), "--crop", str(args.crop),
@@ -126,6 +155,10 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             spans[days] = write_span(tmp / f"synthetic-{days}d.zarr", days, args.piece_days)
             print(f"wrote {days}-day synthetic zarr in {time.perf_counter() - t0:.0f} s", flush=True)
+        cached, direct = batch_cpu_ms(spans[args.small_days], args, 128), batch_cpu_ms(spans[args.small_days], args, 0)
+        print(f"{args.small_days} days: CPU per batch read and encoded (one worker's work per step): "
+              f"{cached:.1f} ms with the window cache, {direct:.1f} ms window by window ({direct / cached:.1f}x)",
+              flush=True)
         results: dict[tuple[int, str], dict] = {}
         loaders = ["stream"] + ([] if args.no_memory_loader else ["memory"])
         for days in (args.small_days, args.large_days):

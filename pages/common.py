@@ -51,6 +51,7 @@ class SharedState(param.Parameterized):
     region = param.Selector(default="sample", objects=_models.region_choices())
     box = param.String(default="", doc="custom box lat0,lat1,lon0,lon1 (region 'custom')")
     url_error = param.String(default="")
+    registry = param.Integer(default=0, doc="bumped when this session registers a checkpoint (pages re-read the registry)")
 
     def __init__(self, ds, data: str | None = None, **params):
         choices = _models.region_choices(ds)
@@ -250,12 +251,19 @@ def url_state(obj: param.Parameterized, mapping: dict) -> pn.Column:
     return note
 
 
-def offer_checkpoints(obj: param.Parameterized, name: str, kind: str) -> None:
+def offer_checkpoints(obj: param.Parameterized, name: str, kind: str, state: SharedState | None = None) -> None:
     """Offer the registered ``kind`` checkpoints in ``obj``'s selector ``name`` (labels with their
-    summaries); preselect the preferred one unless one is already chosen (e.g. from the URL)."""
-    obj.param[name].objects = _models.checkpoint_labels(kind)
+    summaries); preselect the preferred one unless one is already chosen (e.g. from the URL).
+    With ``state``, offer them again when the session registers one (``state.registry``)."""
+
+    def offer(*_):
+        obj.param[name].objects = _models.checkpoint_labels(kind)
+
+    offer()
     if getattr(obj, name) is None:
         setattr(obj, name, _models.preferred_checkpoint(kind))
+    if state is not None:
+        state.param.watch(offer, "registry")
 
 
 def follow_schedule(obj: param.Parameterized, checkpoints: tuple[str, ...] = ("checkpoint",),

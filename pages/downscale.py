@@ -78,7 +78,7 @@ class DownscalePage(LazyPage):
     def __init__(self, state: SharedState, **params):
         super().__init__(**params)
         self.state = state
-        offer_checkpoints(self, "checkpoint", "diffusion")
+        offer_checkpoints(self, "checkpoint", "diffusion", state)
         if self.checkpoint:
             self.sampler = M.checkpoint_schedule(self.checkpoint).sampler
         follow_schedule(self, sampler="sampler")

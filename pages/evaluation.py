@@ -49,7 +49,7 @@ class EvaluationPage(LazyPage):
     def __init__(self, state: SharedState, **params):
         super().__init__(**params)
         self.state = state
-        offer_checkpoints(self, "checkpoint", "diffusion")
+        offer_checkpoints(self, "checkpoint", "diffusion", state)
         follow_schedule(self)
         t = state.timestamp
         if not self.start:

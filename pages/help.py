@@ -70,6 +70,24 @@ the same hour, region and member seeds, and the denoising trajectory of member 0
   denoised estimate settles on large shapes first and fine detail last. Few steps leave it blurry.
 - The model card says what data and settings each checkpoint was trained on and its held-out scores.
 """,
+    "training_runs": """
+**What you see.** A training run below `PPVIZ_RUNS` as it trains: the loss logged every few
+steps, and the held-out scores of its snapshots (every `--snapshot-every` steps the EMA weights
+are saved and scored on the same held-out hours, region and seeds). The curves follow the log
+while the run is going. Below: two snapshots, of this run or any other, on the same hour, region
+and member seeds.
+
+**What to look for.**
+- *Loss* falls fast, then slowly and noisily: it is an average over random noise levels, so a
+  flat loss does not mean the samples stopped improving. Judge the snapshots by their scores.
+- *Fair CRPS* should fall; *LSD 50-200 km* (how far the members' spectrum is from the truth's
+  at small scales) should fall towards 0; the *p99 ratio* should approach 1 (heavy rain as heavy
+  as the truth); the *wet fraction* should meet the dashed truth line (no drizzle everywhere,
+  no rain missing).
+- Scores on a couple of hours are noisy: a snapshot that is better on every score, and looks
+  right in the A/B maps and spectra, is worth promoting. *Promote* registers it as a checkpoint
+  with a model card holding these scores.
+""",
     "data": """
 **What you see.** The chosen dataset at the shared hour and region: hourly total precipitation
 (TP, mm/h, log scale, dry cells clear) and vertically integrated moisture divergence (VIMD, mm/h).

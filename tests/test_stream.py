@@ -213,3 +213,27 @@ def test_bad_arco_store_and_bad_training_hours_are_refused(arco, tmp_path, capsy
     it = stream_batches(CropStream(_source(bad, ds, np.array([4])), 16, 2, 4, 0), workers=1)
     with pytest.raises(ValueError, match=r"^the training data have NaN or infinite tp/vimd at 2020-01-01T04[^\n]*$"):
         next(it)
+
+
+def test_window_reader_serves_a_short_span_from_memory_with_the_same_values(arco, tmp_path):
+    """A span within the cache budget is decoded once per chunk of hours; its windows equal the
+    uncached reads and the canonical view (ARCO: descending latitude, longitude across 0)."""
+    from ppviz.data.source import open_any
+    from ppviz.data.windows import WindowReader
+
+    canon = write_dataset(load_dataset(arco).load(), tmp_path / "canonical.zarr")
+    rng = np.random.default_rng(0)
+    for path in (arco, canon):
+        view = open_any(path)
+        tp, vimd = view.tp.values, view.vimd.values
+        fast, slow = WindowReader(path, view, cache_mb=64), WindowReader(path, view, cache_mb=0)
+        assert fast.cached and not slow.cached
+        assert not WindowReader(path, view, cache_mb=1).cached  # 48 h x 40 x 72 x 2 fields x 4 B = 1.05 MiB
+        for _ in range(12):
+            t, i, j = int(rng.integers(48)), int(rng.integers(0, 40 - 8)), int(rng.integers(0, 72 - 20))
+            a, b = fast.read(t, i, j, 8, 20), slow.read(t, i, j, 8, 20)
+            for x, y, ref in zip(a, b, (tp, vimd)):
+                np.testing.assert_array_equal(x, y)
+                np.testing.assert_allclose(x, ref[t, i : i + 8, j : j + 20], rtol=1e-6, atol=1e-7)
+                assert x.flags.c_contiguous and x.dtype == np.float32
+        assert len(fast._blocks) >= 1

@@ -7,6 +7,14 @@ axes once, then indexes the store's variables lazily (only the chunks under a wi
 and applies the units factor: a canonical zarr/netCDF as it is, or an ARCO-ERA5-layout zarr
 (latitude descending, longitude 0..360 crossing 0 deg, tp in m, vimd in kg m-2 or kg m-2 s-1),
 exactly as :func:`ppviz.data.arco.open_arco` would give it.
+
+A short span is read once: when the store's part under the view (all its hours, the rows and
+columns the view spans) fits ``$PPVIZ_WINDOW_CACHE_MB`` (default 128 MiB per process), each
+block of hours of one store chunk is decoded once, on first use, and every later window of those
+hours is sliced from memory. A compressed chunk is decoded whole whichever window is read from
+it, so a span of a few days otherwise decodes the same chunks over and over. A longer span is
+read window by window as before: the memory a reader holds is bounded by the budget, never by
+the span.
 """
 
 from __future__ import annotations
@@ -19,6 +27,10 @@ import xarray as xr
 
 from ppviz.data.arco import ARCO_NAMES, is_arco_layout
 from ppviz.data.era5 import factor_to_mm_per_hour, find_variable
+from ppviz.env import env_int
+
+CACHE_ENV = "PPVIZ_WINDOW_CACHE_MB"
+DEFAULT_CACHE_MB = 128
 
 
 def _open_raw(path: Path) -> xr.Dataset:
@@ -58,9 +70,12 @@ class WindowReader:
     view : xr.Dataset
         Its canonical view (:func:`ppviz.data.source.open_any`), whose time, lat and lon the
         window indices refer to.
+    cache_mb : int, optional
+        Budget (MiB) of the decoded span (see the module docstring); None: ``$PPVIZ_WINDOW_CACHE_MB``
+        or 128; 0: never cache.
     """
 
-    def __init__(self, path, view: xr.Dataset):
+    def __init__(self, path, view: xr.Dataset, cache_mb: int | None = None):
         self.view = view
         raw = _open_raw(Path(path))
         if is_arco_layout(raw):
@@ -81,20 +96,50 @@ class WindowReader:
         self.ilon = _positions(((lon + 180.0) % 360.0) - 180.0, view.lon.values)
         self.itime = _positions(raw["time"].values.astype("datetime64[s]").astype(np.int64).astype(np.float64),
                                 view.time.values.astype("datetime64[s]").astype(np.int64).astype(np.float64))
+        # the store's rows and columns under the view, and its chunk length along time
+        self.rows = slice(int(self.ilat.min()), int(self.ilat.max()) + 1)
+        self.cols = slice(int(self.ilon.min()), int(self.ilon.max()) + 1)
+        chunks = self.vars[0].encoding.get("chunks") or self.vars[0].encoding.get("chunksizes")
+        self.tchunk = max(int(chunks[self.vars[0].dims.index("time")]), 1) if chunks else 1
+        self.ntime = int(raw.sizes["time"])
+        if cache_mb is None:
+            cache_mb = env_int(CACHE_ENV, 0, 1 << 20, unit="MiB")
+            cache_mb = DEFAULT_CACHE_MB if cache_mb is None else cache_mb
+        hours = np.unique(self.itime // self.tchunk).size * self.tchunk
+        span = hours * (self.rows.stop - self.rows.start) * (self.cols.stop - self.cols.start) * 4 * len(self.vars)
+        self._blocks: dict[int, tuple[np.ndarray, ...]] | None = {} if 0 < span <= cache_mb * 2**20 else None
+
+    @property
+    def cached(self) -> bool:
+        """Whether this reader serves the span from memory (it fits the cache budget)."""
+        return self._blocks is not None
+
+    def _block(self, st: int) -> tuple[int, tuple[np.ndarray, ...]]:
+        """``(first store hour, (tp, vimd))`` of the decoded store chunk of hours holding store hour ``st``,
+        raw (store units and axes), float32 ``(hours, rows, cols)``; read on first use."""
+        b = st // self.tchunk
+        if b not in self._blocks:
+            sel = {"time": slice(b * self.tchunk, min((b + 1) * self.tchunk, self.ntime)),
+                   self.dims[0]: self.rows, self.dims[1]: self.cols}
+            self._blocks[b] = tuple(np.asarray(da.isel(sel).values, dtype=np.float32) for da in self.vars)
+        return b * self.tchunk, self._blocks[b]
 
     def read(self, t: int, i0: int, j0: int, ni: int, nj: int) -> tuple[np.ndarray, np.ndarray]:
         """tp and vimd of view hour ``t`` on view rows ``i0:i0+ni``, columns ``j0:j0+nj``."""
-        il, flip_i = _indexer(self.ilat[i0 : i0 + ni])
-        jl, flip_j = _indexer(self.ilon[j0 : j0 + nj])
-        out = []
-        for da, factor in zip(self.vars, self.factors):
-            a = np.asarray(da.isel({"time": int(self.itime[t]), self.dims[0]: il, self.dims[1]: jl}).values,
-                           dtype=np.float32)
-            if flip_i:
-                a = a[::-1]
-            if flip_j:
-                a = a[:, ::-1]
-            out.append(a * np.float32(factor) if factor != 1.0 else a)
+        if self._blocks is not None:
+            first, fields = self._block(int(self.itime[t]))
+            rows = self.ilat[i0 : i0 + ni] - self.rows.start
+            cols = self.ilon[j0 : j0 + nj] - self.cols.start
+            raw = [f[int(self.itime[t]) - first][np.ix_(rows, cols)] for f in fields]
+        else:
+            il, flip_i = _indexer(self.ilat[i0 : i0 + ni])
+            jl, flip_j = _indexer(self.ilon[j0 : j0 + nj])
+            raw = []
+            for da in self.vars:
+                a = np.asarray(da.isel({"time": int(self.itime[t]), self.dims[0]: il, self.dims[1]: jl}).values,
+                               dtype=np.float32)
+                raw.append(a[::-1 if flip_i else 1, ::-1 if flip_j else 1])
+        out = [a * np.float32(factor) if factor != 1.0 else a for a, factor in zip(raw, self.factors)]
         tp, vimd = out
         if self.clip_tp:
             tp = np.where(tp < 0, np.float32(0), tp)  # as open_arco: tiny negatives to 0, NaN kept

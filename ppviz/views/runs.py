@@ -132,16 +132,22 @@ def _frames_kept(steps: int) -> set[int]:
     return set(np.linspace(0, steps - 1, min(steps, MAX_FRAMES)).round().astype(int).tolist())
 
 
-def run_ensemble(request: DownscaleRequest, job: Job | None = None, *, ds=None, trajectory: bool = True) -> EnsembleRun:
-    """Run ``request`` now (in this thread), reporting to ``job`` after every sampler step."""
+def run_ensemble(request: DownscaleRequest, job: Job | None = None, *, ds=None, trajectory: bool = True,
+                 models=None) -> EnsembleRun:
+    """Run ``request`` now (in this thread), reporting to ``job`` after every sampler step.
+
+    ``models``: None (the registered checkpoints the request names), or a function of no
+    arguments returning the :class:`ppviz.pipeline.Models` to run (e.g. a training run's
+    snapshot, :func:`ppviz.views.training_runs.snapshot_request`), which the caller has checked;
+    the request's ``checkpoint`` is then only its name in labels and the cache key."""
     from ppviz.views.cache import dataset, load_models
     from ppviz.pipeline import downscale_time
 
-    region = request.validate()
+    region = request.validate() if models is None else request.check()
     ds = dataset(request.data) if ds is None else ds
     if job is not None:
         job.report(0.0, "loading models")
-    models = load_models(request.checkpoint, request.pp_checkpoint)
+    models = load_models(request.checkpoint, request.pp_checkpoint) if models is None else models()
     keep = _frames_kept(int(request.steps))
     frames: dict[str, list] = {"step": [], "sigma": [], "x": [], "denoised": []}
     steps = int(request.steps)
@@ -200,13 +206,14 @@ def cached(request: DownscaleRequest) -> EnsembleRun | None:
 
 
 def submit(request: DownscaleRequest, *, queue: JobQueue | None = None, cache: ResultCache | None = None,
-           trajectory: bool = True) -> tuple[EnsembleRun | None, Job | None]:
+           trajectory: bool = True, models=None) -> tuple[EnsembleRun | None, Job | None]:
     """``(run, None)`` from the cache, or ``(None, job)``: a new job, or the identical one already
-    queued or running (so two sessions asking the same thing share one run).
+    queued or running (so two sessions asking the same thing share one run). ``models``: as in
+    :func:`run_ensemble`.
 
     Raises ValueError at once for an invalid request (nothing is queued).
     """
-    request.validate()
+    request.validate() if models is None else request.check()
     cache = default_cache() if cache is None else cache
     hit = cache.get(request.key)
     if hit is not None:
@@ -218,7 +225,7 @@ def submit(request: DownscaleRequest, *, queue: JobQueue | None = None, cache: R
 
         def work(j: Job) -> EnsembleRun:
             try:
-                run = run_ensemble(request, j, trajectory=trajectory)
+                run = run_ensemble(request, j, trajectory=trajectory, models=models)
                 cache.put(request.key, run)
                 return run
             finally:

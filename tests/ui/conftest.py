@@ -152,6 +152,31 @@ def app_url(ui_dir):
         yield url
 
 
+#: ``{title: finite pixels}`` of the first image of each map whose title matches the regex ``pattern``
+FINITE_PIXELS_JS = """(pattern) => {
+  const re = new RegExp(pattern), out = {};
+  for (const doc of Bokeh.documents) for (const m of doc.all_models) {
+    const t = m.title && m.title.text;
+    if (typeof t !== "string" || !re.test(t) || !m.renderers) continue;
+    for (const r of m.renderers) {
+      const img = r.data_source && r.data_source.data && r.data_source.data.image;
+      if (!img || !img.length) continue;
+      let finite = 0;
+      for (const v of img[0]) if (Number.isFinite(v)) finite++;
+      out[t] = finite;
+    }
+  }
+  return out;
+}"""
+
+
+@pytest.fixture(scope="session")
+def finite_pixels():
+    """``finite_pixels(page, pattern)``: the finite pixels of the drawn maps whose title matches
+    ``pattern`` (a JavaScript regex), by title."""
+    return lambda page, pattern: page.evaluate(FINITE_PIXELS_JS, pattern)
+
+
 @pytest.fixture(scope="session")
 def screenshot_dir() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ SCRIPT = f"<script>window.{MARK}=1;alert(2)</script>"
 BREAKOUT = f"\"'><svg onload={MARK}=1>"
 JS_URL = f"javascript:window.{MARK}=1;alert(3)"
 MD_LINK = f"[click me](javascript:window.{MARK}=1)"
-PAGES = range(6)  # Downscale, Pseudo-precipitation, Gibbs, Evaluation, Checkpoints, Data
+PAGES = range(7)  # Downscale, Pseudo-precipitation, Gibbs, Evaluation, Checkpoints, Data, Training runs
 
 FIND_INJECTED = """(mark) => {
   const found = [];
@@ -189,10 +189,11 @@ def _text_inputs(page):
 
 def test_payloads_typed_into_every_text_input_stay_text(watched, hostile):
     page = watched
-    for index in (0, 3):  # the pages with text inputs: region box (every page's shared state), evaluation
+    # the pages with text inputs: region box (every page's shared state), evaluation, training runs
+    for index, least in ((0, 1), (3, 4), (6, 2)):
         _open(page, hostile["url"], {"page": index, "region": "sample", "members": 2, "steps": 3})
         inputs = _text_inputs(page)
-        assert inputs.count() >= (1 if index == 0 else 4)
+        assert inputs.count() >= least
         for i in range(inputs.count()):
             for payload in (IMG, MD_LINK):
                 inputs.nth(i).fill(payload)
@@ -201,6 +202,10 @@ def test_payloads_typed_into_every_text_input_stay_text(watched, hostile):
         if index == 0:
             # the box input selects the custom region and its parser quotes the value back
             expect(page.get_by_text(re.compile(r"\[click me\]\(javascript:")).first).to_be_visible()
+        elif index == 6:
+            page.get_by_role("button", name="Promote").click()  # the typed name is refused, as text
+            expect(page.get_by_text(re.compile(r"Not promoted: .*\[click me\]\(javascript:")).first).to_be_visible()
+            _clean(page, "promote with a payload name")
         else:
             page.get_by_role("button", name="Evaluate range").click()
             _clean(page, "evaluate with payload times")

@@ -10,24 +10,6 @@ from playwright.sync_api import expect
 T0 = "2021-01-02T06:00"
 expect.set_options(timeout=60_000)
 
-#: finite pixels of each member map ("member k ..." titles) in the page's Bokeh documents
-MEMBER_MAPS_JS = """() => {
-  const out = {};
-  for (const doc of Bokeh.documents) for (const m of doc.all_models) {
-    const t = m.title && m.title.text;
-    if (typeof t !== "string" || !/^member \\d/.test(t) || !m.renderers) continue;
-    for (const r of m.renderers) {
-      const img = r.data_source && r.data_source.data && r.data_source.data.image;
-      if (!img || !img.length) continue;
-      let finite = 0;
-      for (const v of img[0]) if (Number.isFinite(v)) finite++;
-      out[t] = finite;
-    }
-  }
-  return out;
-}"""
-
-
 @pytest.fixture(scope="module")
 def onnx_url(app_server, tmp_path_factory):
     from ppviz.diffusion.onnx_export import export_checkpoint
@@ -41,7 +23,7 @@ def onnx_url(app_server, tmp_path_factory):
         yield url
 
 
-def test_an_onnx_checkpoint_runs_in_the_downscale_page(page, onnx_url, screenshot_dir):
+def test_an_onnx_checkpoint_runs_in_the_downscale_page(page, onnx_url, screenshot_dir, finite_pixels):
     page.set_viewport_size({"width": 1600, "height": 2000})
     page.set_default_timeout(90_000)
     page.goto(f"{onnx_url}?time={T0}&region=sample&members=2&steps=3&seed=0&ckpt=tiny-onnx")
@@ -52,7 +34,7 @@ def test_an_onnx_checkpoint_runs_in_the_downscale_page(page, onnx_url, screensho
     page.wait_for_timeout(1500)
     page.screenshot(path=str(screenshot_dir / "downscale_onnx.png"))
     assert "tiny-onnx" in status.text_content(), status.text_content()
-    maps = page.evaluate(MEMBER_MAPS_JS)
+    maps = finite_pixels(page, r"^member \d")
     drawn = {t: n for t, n in maps.items() if "not in this run" not in t}
     # both members drawn; the PP map has every cell of the 40 x 40 sample region, TP maps leave dry cells blank
     assert {"member 0", "member 1", "member 0 PP"} <= set(drawn) and drawn["member 0 PP"] == 40 * 40, maps

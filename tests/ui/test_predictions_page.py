@@ -6,7 +6,6 @@ import re
 
 import numpy as np
 import pandas as pd
-import pytest
 import xarray as xr
 from playwright.sync_api import expect
 

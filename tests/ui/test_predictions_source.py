@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
-import pandas as pd
 from playwright.sync_api import expect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
