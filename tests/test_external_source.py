@@ -208,14 +208,15 @@ def test_ab_plan_region_hour_and_refusals(roots):
             X.ab_plan(source, when, Region.parse(region), d)
 
 
-def _wait(page, seconds=180):
+def _wait(jobs, seconds=180):
+    """Poll a page's JobView until its runs are done."""
     import time
 
     deadline = time.time() + seconds
-    while page._jobs.busy:
+    while jobs.busy:
         assert time.time() < deadline, "the run did not finish"
         time.sleep(0.1)
-        page._jobs.poll()
+        jobs.poll()
 
 
 def test_downscale_page_shows_a_predictions_source_and_refuses_bad_values(roots):
@@ -291,13 +292,13 @@ def test_checkpoints_page_ab_checkpoint_against_predictions(roots, monkeypatch):
         doc.add_root(pn.panel(page).get_root(doc))
         page.b_source.param.update(source="predictions", path=str(roots / "cf.nc"))
         page._on_compare()
-        _wait(page)
-        a, b = page._runs["A"], page._runs["B"]
+        _wait(page._ab.jobs)
+        a, b = page._ab.runs["A"], page._ab.runs["B"]
         assert a.region.bounds == (48.875, 52.875, 0.875, 4.875) and a.time == WET_HOURS[1]
         assert b.ensemble.tp_members.shape == (4, 16, 16) and b.ensemble.inputs is a.ensemble.inputs
-        assert "B: cf\\.nc\\: pr" in page._cmp_scores.object and "against the data's truth" in page._cmp_scores.object
+        assert "B: cf\\.nc\\: pr" in page._ab.scores.object and "against the data's truth" in page._ab.scores.object
         assert C.crps_scores(b.ensemble)["ensemble (fair CRPS)"] == pytest.approx(FAIR_CRPS, rel=1e-4)
-        assert "| 0.3333 |" in page._cmp_scores.object  # B against the data's truth, which is the file's
+        assert "| 0.3333 |" in page._ab.scores.object  # B against the data's truth, which is the file's
         assert np.abs(b.own_truth - a.ensemble.inputs.truth_tp).max() < 1e-5
         page.b_source.path = str(roots / "fine.nc")
         page._on_compare()
