@@ -74,7 +74,9 @@ class CheckpointsPage(LazyPage):
         follow_schedule(self, ("ckpt_a", "ckpt_b"))
         self._runs: dict[str, R.EnsembleRun] = {}
         self._messages = pn.Column(sizing_mode="stretch_width")
-        self._table = pn.pane.DataFrame(registry_table(), index=False, sizing_mode="stretch_width", max_height=260)
+        # names, kinds, architectures and dates on one line (a narrow column broke 'edm-pp-v1' at its hyphens)
+        self._table = pn.pane.DataFrame(registry_table(), index=False, sizing_mode="stretch_width", max_height=260,
+                                        stylesheets=["td:nth-child(-n+5), th { white-space: nowrap; }"])
         self._card = SafeDocument("", sizing_mode="stretch_width", max_height=520, styles={"overflow-y": "auto"})
         self._cmp_maps = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._cmp_curves = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
@@ -122,10 +124,10 @@ class CheckpointsPage(LazyPage):
                 curves.append(hv.Curve((log["step"], log["loss"]), "step", "loss", label=f"{tag}: {name}").opts(
                     color=colors.get(tag, "black"), line_width=2))
         if not curves:
-            return hv.Curve([], "step", "loss").opts(frame_width=380, frame_height=250,
+            return hv.Curve([], "step", "loss").opts(frame_width=280, frame_height=250,
                                                      title="Training curves: no training log")
         positive = all(np.nanmin(c.dimension_values(1)) > 0 for c in curves)
-        return hv.Overlay(curves).opts(frame_width=380, frame_height=250, logy=positive, legend_position="top_right",
+        return hv.Overlay(curves).opts(frame_width=280, frame_height=250, logy=positive, legend_position="top_right",
                                        xlabel="training step", ylabel="loss",
                                        title="Training curves (training_log.jsonl)")
 
@@ -197,7 +199,7 @@ class CheckpointsPage(LazyPage):
         curves += [hv.Curve(sa["bicubic"], "wavelength", "psd", label="bicubic").opts(color="#ff7f0e", line_dash="dashed"),
                    hv.Curve(sa["members (mean)"], "wavelength", "psd", label="A members").opts(color="#1f77b4", line_width=2),
                    hv.Curve(sb["members (mean)"], "wavelength", "psd", label="B members").opts(color="#d62728", line_width=2)]
-        spec = hv.Overlay(curves).opts(logx=True, logy=True, invert_xaxis=True, frame_width=380, frame_height=250,
+        spec = hv.Overlay(curves).opts(logx=True, logy=True, invert_xaxis=True, frame_width=300, frame_height=250,
                                        xlabel="wavelength (km)", xticks=WAVELENGTH_TICKS, ylabel="PSD ((mm/h)² km²)", title="Power spectra",
                                        legend_position="bottom_left")
         items = [spec]
@@ -211,7 +213,7 @@ class CheckpointsPage(LazyPage):
                 hv.Scatter((t, np.maximum(qb["members"], 0.01)), "truth", "model", label="B").opts(color="#d62728", size=6),
                 hv.Scatter((t, np.maximum(qa["bicubic"], 0.01)), "truth", "model", label="bicubic").opts(
                     color="#ff7f0e", marker="triangle", size=6),
-            ]).opts(logx=True, logy=True, frame_width=300, frame_height=250, xlabel="truth quantile (mm/h)",
+            ]).opts(logx=True, logy=True, frame_width=260, frame_height=250, xlabel="truth quantile (mm/h)",
                     ylabel="model quantile (mm/h)", title="QQ (wet tail)", legend_position="top_left")
             items.append(qq)
         try:
