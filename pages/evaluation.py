@@ -144,6 +144,7 @@ class EvaluationPage(LazyPage):
         except Exception as exc:  # noqa: BLE001
             self._show(alert(error_text(exc)))
             return
+        self._jobs.drop()  # an evaluation still running (e.g. the one started on open) would replace it
         self._show(alert(f"Loaded {text(res.source)}", "success"))
         self._set_result(res)
 
