@@ -157,7 +157,7 @@ def start_server(env: dict, log_path: Path) -> tuple[subprocess.Popen, str]:
     log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "panel", "serve", str(REPO / "app.py"), "--port", str(port), "--address", "127.0.0.1",
-         "--setup", str(REPO / "ppviz" / "serve_setup.py"),
+         "--setup", str(REPO / "ppviz" / "serve_setup.py"), "--warm",  # as `ppviz serve` starts it
          "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness"],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
@@ -184,8 +184,13 @@ def landing_ensemble(browser, url: str, members: int) -> float:
     page = browser.new_page(viewport={"width": 1600, "height": 1200})
     t0 = time.perf_counter()
     page.goto(url, timeout=300_000)  # the first session after start-up also loads the libraries
-    page.get_by_text("computed in").first.wait_for(timeout=300_000)
-    page.wait_for_function(f"() => ({IMAGES_JS})().images >= {8 + members}", timeout=60_000, polling=50)
+    try:
+        page.get_by_text("computed in").first.wait_for(timeout=300_000)
+        page.wait_for_function(f"() => ({IMAGES_JS})().images >= {8 + members}", timeout=120_000, polling=50)
+    except Exception as exc:  # noqa: BLE001 - reported as a landing that never drew, not a crash
+        print(f"landing {url} not drawn: {type(exc).__name__}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        page.close()
+        return float("nan")
     page.evaluate(TWO_FRAMES_JS)
     dt = time.perf_counter() - t0
     page.close()

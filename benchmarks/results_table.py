@@ -73,8 +73,9 @@ def paired_crps_difference(run_a, run_b, *, n_boot: int = 2000, seed: int = 0) -
             "b_better": int((d < 0).sum())}
 
 
-def rows_for_region(region, runs, gibbs):
-    """Table rows (dicts) of one region: truth, PP diffusion, TP diffusion, bicubic, PP-bicubic."""
+def rows_for_region(region, runs, gibbs, names=("edm-pp-v1", "edm-tp-v1")):
+    """Table rows (dicts) of one region: truth, PP diffusion, TP diffusion, bicubic, PP-bicubic;
+    ``names``: the PP and TP checkpoints, for the labels."""
     pp, tp = runs["pp"], runs["tp"]
     tq = pp["quantiles"]["truth"]
 
@@ -95,8 +96,8 @@ def rows_for_region(region, runs, gibbs):
              "wet_0": pp["wet_frequency"]["truth"]["1e-06"],
              "p99": tq["0.99"], "p999": tq["0.999"]}
     return [truth,
-            row("PP diffusion (edm-pp-v1)", pp, "ensemble", "ensemble"),
-            row("TP diffusion (edm-tp-v1)", tp, "ensemble", "ensemble"),
+            row(f"PP diffusion ({names[0]})", pp, "ensemble", "ensemble"),
+            row(f"TP diffusion ({names[1]})", tp, "ensemble", "ensemble"),
             row("bicubic (tp)", pp, "bicubic", "deterministic"),
             row("PP-bicubic", pp, "pp_bicubic", "deterministic")], gibbs
 
@@ -144,6 +145,7 @@ def main(argv=None) -> int:
     p.add_argument("--regions", default="alps,british-isles")
     p.add_argument("--members", type=int, default=4)
     p.add_argument("--steps", type=int, default=18)
+    p.add_argument("--sampler", default="heun", help="the same sampler for both models (default heun)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pp-model", default="edm-pp-v1")
     p.add_argument("--tp-model", default="edm-tp-v1")
@@ -171,6 +173,7 @@ def main(argv=None) -> int:
         outputs = {}
         for key, model in (("pp", args.pp_model), ("tp", args.tp_model)):
             job = DownscaleRequest(data=None, region=region, checkpoint=model, members=args.members, steps=args.steps,
+                      sampler=args.sampler,
                       seed=args.seed, device="cpu")
             ts = time.perf_counter()
             out = downscale(job, times, progress=False, command="benchmarks/results_table.py")
@@ -182,7 +185,7 @@ def main(argv=None) -> int:
                 write_dataset(out, Path(args.keep) / f"{region}-{model}.nc")
         # the baselines come from the same coarse inputs in both runs
         np.testing.assert_allclose(outputs["pp"]["tp_bicubic"].values, outputs["tp"]["tp_bicubic"].values)
-        rows, gb = rows_for_region(region, runs, gibbs_of_truth(outputs["pp"]))
+        rows, gb = rows_for_region(region, runs, gibbs_of_truth(outputs["pp"]), (args.pp_model, args.tp_model))
         all_rows += rows
         diffs[region] = paired_crps_difference(outputs["pp"], outputs["tp"])
         gibbs_by_region[region] = gb
@@ -191,7 +194,7 @@ def main(argv=None) -> int:
     command = "python benchmarks/results_table.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     meta = [f"Command: `{command}` ({seconds / 60:.1f} min on this machine's CPU).",
             f"{len(times)} held-out time steps per region ({held}, the days split_times(times, 0.2) holds out of "
-            f"the {ds.sizes['time'] // 24}-day synthetic dataset), {args.members} members, {args.steps} Heun steps, "
+            f"the {ds.sizes['time'] // 24}-day synthetic dataset), {args.members} members, {args.steps} {args.sampler} steps, "
             f"seed {args.seed}. CRPS: fair ensemble CRPS for the diffusion ensembles, MAE for the deterministic "
             "baselines. LSD: log-spectral distance of the mean tp power spectrum to the truth's over the band "
             "(on the 0.25 deg grid 25-100 km holds only the bins from the 55.6 km Nyquist to 100 km). "

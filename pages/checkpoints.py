@@ -17,9 +17,11 @@ from pages.common import (
 )
 from pages.jobview import JobView
 from pages.help import how_to_read
-from pages.safe import SafeDocument, markdown, text
+from pages.safe import SafeDocument, code, markdown, text
+from pages.sources import PredictionsChoice
 from ppviz.views import curves as C
 from ppviz.views import cache as M
+from ppviz.views import external as X
 from ppviz.views import runs as R
 from ppviz.request import MAX_MEMBERS, DownscaleRequest
 
@@ -73,6 +75,8 @@ class CheckpointsPage(LazyPage):
             self.ckpt_b = others[0] if others else dnames[0]
         follow_schedule(self, ("ckpt_a", "ckpt_b"))
         self._runs: dict[str, R.EnsembleRun] = {}
+        self._plan = None  # (source, hour, region) of an A/B against a predictions file
+        self.b_source = PredictionsChoice(label="B is", with_time=False, with_crop=False)
         self._messages = pn.Column(sizing_mode="stretch_width")
         # names, kinds, architectures and dates on one line (a narrow column broke 'edm-pp-v1' at its hyphens)
         self._table = pn.pane.DataFrame(registry_table(), index=False, sizing_mode="stretch_width", max_height=260,
@@ -89,6 +93,8 @@ class CheckpointsPage(LazyPage):
         self._jobs = JobView(on_done=self._compared, on_message=self._show)
         self._url_note = url_state(self, {"card": "card", "ckpt_a": "ckpt_a", "ckpt_b": "ckpt_b", "members": "ab_members",
                                           "steps": "ab_steps", "seed": "ab_seed", "trajectory_of": "trajectory_of"})
+        self._b_note = url_state(self.b_source, {"source": "ab_source", "path": "ab_pred", "var": "ab_var",
+                                                 "units": "ab_units", "truth": "ab_truth"})
         self._cmp_btn = pn.widgets.Button(label="Compare A and B", color="primary", width=150)
         self._cmp_btn.on_click(self._on_compare)
         self.param.watch(self._show_card, "card")
@@ -133,12 +139,20 @@ class CheckpointsPage(LazyPage):
 
     # -- A/B ------------------------------------------------------------------------------
     def _requests(self):
-        region = self.state.parsed_region()
+        """The runs to compare: A and B, or only A (on the predictions' hour and cells) when B is a file."""
+        region, hour = self.state.parsed_region(), self.state.timestamp
+        self._plan = None
+        tags = (("A", self.ckpt_a), ("B", self.ckpt_b))
+        if self.b_source.active:
+            spec = self.b_source.spec()
+            hour, region = X.ab_plan(spec, hour, region, self.state.ds)
+            self._plan = (spec, hour, region)
+            tags = tags[:1]
         out = {}
-        for tag, name in (("A", self.ckpt_a), ("B", self.ckpt_b)):
+        for tag, name in tags:
             if not name:
                 raise ValueError(f"choose a diffusion checkpoint for {tag}")
-            out[tag] = DownscaleRequest(checkpoint=name, time=self.state.timestamp.strftime("%Y-%m-%dT%H:%M"),
+            out[tag] = DownscaleRequest(checkpoint=name, time=hour.strftime("%Y-%m-%dT%H:%M"),
                                     region=region.slug_or_box, members=self.members, steps=self.steps, seed=self.seed,
                                     data=self.state.data)
         return out
@@ -167,6 +181,12 @@ class CheckpointsPage(LazyPage):
         if missing:
             self._show(alert(f"Run {text(missing[0])} is no longer in the cache; press Compare again.", "warning"))
             return
+        if self._plan is not None:
+            try:
+                runs["B"] = X.ab_run(*self._plan, runs["A"])
+            except Exception as exc:  # noqa: BLE001
+                self._show(alert(error_text(exc)))
+                return
         self._runs = runs
         with pn.io.hold():
             self._draw_comparison(runs)
@@ -186,9 +206,9 @@ class CheckpointsPage(LazyPage):
         cg = reg.coarse_grid
         truth = ea.inputs.truth_tp if ea.inputs.truth_tp is not None else np.full(fg.shape, np.nan, np.float32)
         panels = [(bounds, "truth TP (0.25°)", truth),
-                  (bounds, f"A member 0: {a.request.checkpoint}", ea.tp_members[0]), (bounds, "A ensemble mean", ma),
+                  (bounds, f"A member 0: {a.label}", ea.tp_members[0]), (bounds, "A ensemble mean", ma),
                   (grid_bounds(cg.lat, cg.lon), "coarse input TP (1°)", ea.inputs.coarse_tp),
-                  (bounds, f"B member 0: {b.request.checkpoint}", eb.tp_members[0]), (bounds, "B ensemble mean", mb)]
+                  (bounds, f"B member 0: {b.label}", eb.tp_members[0]), (bounds, "B ensemble mean", mb)]
         self._cmp_maps.object = hv.Layout([
             hv.Overlay([image(v, bnd, kind="tp", title=t).opts(**size), *coast]) for bnd, t, v in panels
         ]).cols(3).opts(shared_axes=True)
@@ -217,21 +237,33 @@ class CheckpointsPage(LazyPage):
                     ylabel="model quantile (mm/h)", title="QQ (wet tail)", legend_position="top_left")
             items.append(qq)
         try:
-            items.append(self._training_plot({"A": a.request.checkpoint, "B": b.request.checkpoint}))
+            items.append(self._training_plot({t: r.label for t, r in runs.items() if not hasattr(r, "source")}))
         except Exception as exc:  # noqa: BLE001 - the comparison is still shown
             self._show(alert(f"The training logs could not be read: {error_text(exc)}"))
         self._cmp_curves.object = hv.Layout(items).cols(3).opts(shared_axes=False)
         ca, cb = C.crps_scores(ea), C.crps_scores(eb)
         if ca:
-            rows = [f"| A: {text(a.request.checkpoint)} | {next(iter(ca.values())):.4f} | {a.seconds:.1f} s |",
-                    f"| B: {text(b.request.checkpoint)} | {next(iter(cb.values())):.4f} | {b.seconds:.1f} s |"]
+            rows = [f"| A: {text(a.label)} | {next(iter(ca.values())):.4f} | {a.seconds:.1f} s |",
+                    f"| B: {text(b.label)} | {next(iter(cb.values())):.4f} | {b.seconds:.1f} s |"]
             rows += [f"| {text(k)} | {v:.4f} | |" for k, v in list(ca.items())[1:]]
-            self._cmp_scores.object = ("**CRPS of each ensemble (fair; MAE for baselines), mm/h**, same hour, region "
-                                       f"and member seeds ({a.request.members} members, {a.request.steps} steps, "
-                                       f"seed {a.request.seed})\n\n| forecast | CRPS | run time |\n|---|---|---|\n"
-                                       + "\n".join(rows))
+            same = (f"same hour, region and member seeds ({a.request.members} members, {a.request.steps} steps, "
+                    f"seed {a.request.seed})")
+            if hasattr(b, "source"):
+                same = (f"{a.time:%Y-%m-%d %H:%M} UTC on the same cells ({text(reg.title)}); A: {a.request.members} "
+                        f"members x {a.request.steps} steps, seed {a.request.seed}; B: the {b.members} members of "
+                        f"{code(b.label)}; both against the data's truth{self._own_truth_note(b)}")
+            self._cmp_scores.object = (f"**CRPS of each ensemble (fair; MAE for baselines), mm/h**, {same}\n\n"
+                                       "| forecast | CRPS | run / read time |\n|---|---|---|\n" + "\n".join(rows))
         else:
             self._cmp_scores.object = "*No truth on this grid: no CRPS.*"
+
+    @staticmethod
+    def _own_truth_note(run) -> str:
+        """How far the predictions' own truth is from the data's (the A/B scores both against the data's)."""
+        if run.own_truth is None:
+            return " (the file has no truth)"
+        diff = float(np.max(np.abs(run.own_truth - run.ensemble.inputs.truth_tp)))
+        return f" (the file's own truth differs from it by at most {diff:.3g} mm/h)"
 
     # -- trajectory -----------------------------------------------------------------------
     def _show_trajectory(self, *_):
@@ -266,11 +298,14 @@ class CheckpointsPage(LazyPage):
 
     def __panel__(self):
         w = CONTROL_WIDTH - 20
+        self._ckpt_b = pn.widgets.Select.from_param(self.param.ckpt_b, label="B", width=w,
+                                                    visible=not self.b_source.active)
+        self.b_source.param.watch(lambda e: setattr(self._ckpt_b, "visible", not self.b_source.active), "source")
         controls = pn.Column(
             markdown("**A/B comparison** on the hour and region below, same member seeds:"),
             time_controls(self.state), region_controls(self.state),
             pn.widgets.Select.from_param(self.param.ckpt_a, label="A", width=w),
-            pn.widgets.Select.from_param(self.param.ckpt_b, label="B", width=w),
+            self.b_source.controls(), self._ckpt_b,
             pn.Row(pn.widgets.IntInput.from_param(self.param.members, label="Members", width=80),
                    pn.widgets.IntInput.from_param(self.param.steps, label="Steps", width=80),
                    pn.widgets.IntInput.from_param(self.param.seed, label="Seed", width=90)),
@@ -287,6 +322,6 @@ class CheckpointsPage(LazyPage):
                              "denoised estimate at each kept step (from the comparison run)."),
             pn.Row(pn.widgets.RadioButtonGroup.from_param(self.param.trajectory_of, width=120), self._player),
             self._traj, sizing_mode="stretch_width")
-        main = pn.Column(self._url_note, self._messages, how_to_read("checkpoints"), registry, markdown("### A/B comparison"), self._cmp_scores,
+        main = pn.Column(self._url_note, self._b_note, self._messages, how_to_read("checkpoints"), registry, markdown("### A/B comparison"), self._cmp_scores,
                          self._cmp_maps, self._cmp_curves, traj, sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")

@@ -24,16 +24,19 @@ from pages.common import (
     LazyPage, follow_schedule, offer_checkpoints,
     CONTROL_WIDTH, TP_MIN, SharedState, alert, coast_hook, error_text, frame_size, frozen_models,
     grid_bounds, log, map_group, map_image, map_values, region_controls, style_group, sync_url, time_controls,
-    url_messages,
+    url_messages, url_state,
 )
 from pages import direct as D
+from pages import downscale_fields as F
 from pages import run_curves as RC
 from pages.jobview import JobView
 from pages.help import how_to_read
 from pages.safe import code, markdown, text
+from pages.sources import PredictionsChoice
 from pages.timeline import Timeline
 from ppviz.views import curves as C
 from ppviz.views import cache as M
+from ppviz.views import external as X
 from ppviz.views import runs as R
 from ppviz.views.runs import View
 from ppviz.checkpoints.schedule import SAMPLER_LABELS
@@ -104,11 +107,16 @@ class DownscalePage(LazyPage):
             self._messages.objects = [alert("No diffusion checkpoint is registered: train one with `ppviz train "
                                             "diffusion` or point PPVIZ_CHECKPOINTS at a directory of checkpoints. "
                                             "The inputs and truth are shown without an ensemble.", "warning")]
+        self.source = PredictionsChoice()
         state.param.watch(self._refresh, ["time", "region", "box"])
         self.param.watch(self._refresh, ["checkpoint", "members", "sampler", "steps", "seed"])
+        self.source.param.watch(self._refresh, ["source", "path", "var", "units", "truth", "when", "crop"])
         self.param.watch(self._on_selection, ["member", "shown"])
         sync_url(self, {"checkpoint": "ckpt", "members": "members", "sampler": "sampler", "steps": "steps", "seed": "seed",
                         "member": "member"}, on_error=url_messages(self._messages, self))
+        self._src_note = url_state(self.source, {"source": "source", "path": "src_file", "var": "src_var",
+                                                 "units": "src_units", "truth": "src_truth", "when": "src_time",
+                                                 "crop": "src_crop"})
         if self._view is None:  # the URL changed nothing, so nothing is drawn yet
             self._refresh()
         if pn.state.curdoc is not None:
@@ -118,7 +126,8 @@ class DownscalePage(LazyPage):
         """First opened (the app shows this tab): compute the ensemble of the hour shown, through
         the queue (at once from the cache when the server warmed it, see
         :func:`ppviz.views.runs.warm`)."""
-        if self._view is None or self._view.run is not None or not self.checkpoint or not R.run_on_open():
+        if (self._view is None or self._view.run is not None or not self.checkpoint or not R.run_on_open()
+                or self.source.active):
             return
         try:
             self.state.parsed_region()
@@ -138,7 +147,7 @@ class DownscalePage(LazyPage):
 
     # -- state -> request -> view ------------------------------------------------------------
     def _request(self, region, time=None):
-        if not self.checkpoint:
+        if not self.checkpoint or self.source.active:
             return None
         time = self.state.timestamp if time is None else time
         return DownscaleRequest(checkpoint=self.checkpoint, time=time.strftime("%Y-%m-%dT%H:%M"),
@@ -179,22 +188,31 @@ class DownscalePage(LazyPage):
             region, time = M.parse_region(M.first_region(self.state.ds)), M.default_time(self.state.ds)
         else:
             region, time = self.state.parsed_region(), self.state.timestamp
+            if self.source.active:
+                run = X.external_run(self.source.spec(), self.source.time_for(time),
+                                     region if self.source.crop else None)
+                return View(run.ensemble.inputs, run, min(self.member, run.members - 1), self._valid_shown(run.members)), None
         inp = M.inputs(self.state.ds, time, region, None if fallback else self.checkpoint)
         req = None if fallback else self._request(region, time)
         run = R.cached(req) if req is not None else None
         return View(inp, run, min(self.member, self.members - 1), self._valid_shown()), req
 
-    def _valid_shown(self):
-        return [k for k in self.shown if k < self.members]
+    def _valid_shown(self, members=None):
+        return [k for k in self.shown if k < (members or self.members)]
+
+    def _members_of(self, view: View) -> int:
+        """Members of the view: the predictions', else the page's setting."""
+        return view.run.members if F.is_external(view) else self.members
 
     def _set_view(self, view: View, req) -> None:
         self._view = view
         reg = view.inputs.region
-        nslots = min(self.members, MAX_SLOTS)
-        key = (reg.slug_or_box, nslots, view.inputs.truth_tp is not None)
-        self.param.member.bounds = (0, max(self.members - 1, 0))
-        if len(self.param.shown.objects) != self.members:
-            self.param.shown.objects = list(range(self.members))
+        members = self._members_of(view)
+        nslots = min(members, MAX_SLOTS)
+        key = (reg.slug_or_box, nslots, view.inputs.truth_tp is not None, F.is_external(view))
+        self.param.member.bounds = (0, max(members - 1, 0))
+        if len(self.param.shown.objects) != members:
+            self.param.shown.objects = list(range(members))
         with pn.io.hold():
             if key != self._layout_key:
                 self._stream.update(view=view)
@@ -209,7 +227,8 @@ class DownscalePage(LazyPage):
         if self._view is None:
             return
         v = self._view
-        view = View(v.inputs, v.run, min(self.member, self.members - 1), self._valid_shown())
+        members = self._members_of(v)
+        view = View(v.inputs, v.run, min(self.member, members - 1), self._valid_shown(members))
         self._view = view
         with pn.io.hold():
             self._redraw(view, overview=False)
@@ -238,7 +257,7 @@ class DownscalePage(LazyPage):
         if maps is None or curves is None or ov is None:
             return False
         try:
-            fields = {name: self._field(name, view) for name in self._map_dmaps}
+            fields = {name: F.field(name, view) for name in self._map_dmaps}
             for plots in maps:
                 for name, plot in plots.items():
                     values, _, kind, title = fields[name]
@@ -248,7 +267,7 @@ class DownscalePage(LazyPage):
                 RC.set_spectra(plots["spectra"], *spectra)
                 RC.set_qq(plots["qq"], *qq)
             if ov:
-                domain = map_values(M.coarse_overview(self.state.ds, view.inputs.time).values, "tp")
+                domain = map_values(M.coarse_overview(self.state.ds, self._overview_time(view)).values, "tp")
             for plots in ov:
                 overview_map = D.layers(plots["overview"]).get(self.OVERVIEW_LABEL, [None])[0]
                 if overview_map is None:
@@ -262,6 +281,9 @@ class DownscalePage(LazyPage):
     def _update_text(self, view: View, req) -> None:
         reg = view.inputs.region
         run = view.run
+        if F.is_external(view):
+            self._external_text(view)
+            return
         if run is not None:
             r = run.request
             sampler = SAMPLER_LABELS.get(r.sampler or "heun", r.sampler)
@@ -279,19 +301,32 @@ class DownscalePage(LazyPage):
             stem = f"ppviz_{reg.slug_or_box.replace(',', '_')}_{view.inputs.time:%Y%m%dT%H}"
             self._nc.filename = stem + ".nc"
             self._png.filename = stem + ".png"
-            scores = C.crps_scores(run.ensemble, view.shown)
-            rows = "\n".join(f"| {text(k)} | {v:.4f} |" for k, v in scores.items())
-            self._scores.object = f"**Scores vs truth (mm/h)**\n\n| forecast | score |\n|---|---|\n{rows}" if rows else ""
+            self._score_table(run, view)
         else:
             self._scores.object = ""
+
+    def _score_table(self, run, view: View) -> None:
+        scores = C.crps_scores(run.ensemble, view.shown)
+        rows = "\n".join(f"| {text(k)} | {v:.4f} |" for k, v in scores.items())
+        self._scores.object = f"**Scores vs truth (mm/h)**\n\n| forecast | score |\n|---|---|\n{rows}" if rows else ""
+
+    def _external_text(self, view: View) -> None:
+        """Status of a predictions view: file, variable, step, members, truth; what is not in it."""
+        run, info = view.run, view.run.info
+        truth = f"truth {code(info['truth_var'])}" if info.get("truth_var") else "no truth in the file (no QQ, no scores)"
+        self._status.object = (f"**Showing {view.when} UTC ({text(info.get('time_step', ''))})** · "
+                               f"{text(view.inputs.region.title)} · predictions {code(run.label)}, {run.members} "
+                               f"members, {truth}; coarse input, PP and trajectory: {X.NOT_IN_SOURCE}")
+        stem = f"ppviz_predictions_{view.inputs.time:%Y%m%dT%H}"
+        self._nc.filename, self._png.filename = stem + ".nc", stem + ".png"
+        self._nc.disabled = self._png.disabled = False
+        self._score_table(run, view)
 
     def _show(self, *objs) -> None:
         self._messages.objects = list(objs)
 
     # -- plots ------------------------------------------------------------------------------
-    #: the maps, row by row (TP on top, latent and spread below), and which carry a colour bar
-    ROWS = (("coarse_tp", "truth_tp", "member", "mean"), ("coarse_pp", "truth_pp", "member_pp", "spread"))
-    COLORBAR = {"mean", "member_pp", "spread"}
+    ROWS, COLORBAR = F.ROWS, F.COLORBAR
 
     def _build(self, region, nslots: int) -> None:
         size = frame_size(region, 195, 240)
@@ -300,7 +335,7 @@ class DownscalePage(LazyPage):
         items = []
         for name in names:
             sz = small if name.startswith("slot") else size
-            kind = self._field(name, self._stream.view)[2]
+            kind = F.field(name, self._stream.view)[2]
             group = map_group(kind, sz, region.bounds, colorbar=name in self.COLORBAR)
             fn = functools.partial(self._panel, name, group)
             items.append(hv.DynamicMap(fn, streams=[self._stream]))
@@ -316,47 +351,16 @@ class DownscalePage(LazyPage):
         self._curves.object = hv.Layout([spec, qq]).cols(2)  # different axes: nothing is shared
         self._overview.object = self._overview_map()
 
-    def _field(self, name: str, view: View):
-        """(values, lat, lon, kind, title) of one panel."""
-        inp, run = view.inputs, view.run
-        fg, cg = inp.region.fine_grid, inp.region.coarse_grid
-        nan = np.full(fg.shape, np.nan, np.float32)
-        if name == "coarse_tp":
-            return inp.coarse_tp, cg, "tp", "coarse input TP (1°)"
-        if name == "coarse_pp":
-            return inp.coarse_pp, cg, "pp", "coarse PP (1°), the condition"
-        if name == "truth_pp":
-            return (inp.truth_pp if inp.truth_pp is not None else nan), fg, "pp", "truth PP (0.25°)"
-        if name == "truth_tp":
-            return (inp.truth_tp if inp.truth_tp is not None else nan), fg, "tp", "truth TP (0.25°)"
-        if run is None:
-            label = {"member": f"member {view.member} TP", "member_pp": f"member {view.member} PP",
-                     "mean": "ensemble mean TP", "spread": "ensemble spread (std)"}.get(name, name.replace("slot", "member "))
-            kind = {"member_pp": "pp", "spread": "spread"}.get(name, "tp")
-            return nan, fg, kind, f"{label}: press Run"
-        ens = run.ensemble
-        m = ens.tp_members.shape[0]
-        k = min(view.member, m - 1)
-        if name == "member":
-            return ens.tp_members[k], fg, "tp", f"member {k} TP (slider)"
-        if name == "member_pp":
-            latent = "PP" if ens.settings.get("target", "pp") == "pp" else "latent (transformed tp)"
-            return ens.pp_members[k], fg, "pp", f"member {k} {latent}"
-        if name in ("mean", "spread"):
-            mean, spread = view.mean_spread
-            n = len(C.selected(ens, view.shown))
-            return (mean, fg, "tp", f"ensemble mean TP ({n} members)") if name == "mean" else \
-                (spread, fg, "spread", "ensemble spread (std, mm/h)")
-        j = int(name[4:])
-        if j < m:
-            return ens.tp_members[j], fg, "tp", f"member {j}"
-        return nan, fg, "tp", f"member {j}: not in this run"
-
     def _panel(self, name, group, view):
-        values, grid, kind, title = self._field(name, view)
+        values, grid, kind, title = F.field(name, view)
         return map_image(values, grid_bounds(grid.lat, grid.lon), kind, title, group)
 
     OVERVIEW_LABEL = "Drag a box: custom region"
+
+    def _overview_time(self, view) -> object:
+        """The hour of the domain overview: the view's, or the page's for predictions (their times
+        need not be in the data)."""
+        return self.state.timestamp if view is None or F.is_external(view) else view.inputs.time
 
     def _overview_map(self):
         domain = M.coarse_overview(self.state.ds, self.state.timestamp)
@@ -365,7 +369,7 @@ class DownscalePage(LazyPage):
         rect_group = style_group("Rectangles", fill_alpha=0.0, line_color="red", line_width=2)
 
         def draw(view):
-            d = M.coarse_overview(self.state.ds, view.inputs.time) if view is not None else domain
+            d = M.coarse_overview(self.state.ds, self._overview_time(view)) if view is not None else domain
             return map_image(d.values, b, "tp", self.OVERVIEW_LABEL, img_group)
 
         def box(view):
@@ -392,6 +396,9 @@ class DownscalePage(LazyPage):
     # -- runs -------------------------------------------------------------------------------
     def _on_run(self, _event=None):
         try:
+            if self.source.active:
+                raise ValueError("the source is a predictions file, shown as it is: choose Source: ppviz checkpoint "
+                                 "to run an ensemble (the Checkpoints page compares the two)")
             region = self.state.parsed_region()
             req = self._request(region)
             if req is None:
@@ -442,12 +449,21 @@ class DownscalePage(LazyPage):
                                                  width=CONTROL_WIDTH - 20)
         shown = pn.widgets.MultiChoice.from_param(self.param.shown, label="Members in mean, spread, curves (empty: all)",
                                                   width=CONTROL_WIDTH - 20)
+        sampling = [ckpt, sampler, settings, pn.Row(self._run_btn, self._jobs.cancel_button)]
         controls = pn.Column(
-            time_controls(self.state), region_controls(self.state), self._overview, ckpt, sampler, settings,
-            pn.Row(self._run_btn, self._jobs.cancel_button), self._jobs.progress, self._jobs.text, member, shown,
+            time_controls(self.state), region_controls(self.state), self._overview, self.source.controls(), *sampling,
+            self._jobs.progress, self._jobs.text, member, shown,
             markdown("**Export**", margin=(0, 10)), pn.Row(self._nc, self._png), self._scores,
             width=CONTROL_WIDTH + 20,
         )
-        main = pn.Column(how_to_read("downscale"), self._messages, self._status, self._timeline.controls(), self._maps,
-                         self._curves, self._timeline, sizing_mode="stretch_width")
+        timeline = [self._timeline.controls(), pn.Column(self._timeline, sizing_mode="stretch_width")]
+
+        def follow_source(*_):  # a predictions file is shown as it is: nothing to sample, run or play
+            for part in timeline + sampling:
+                part.visible = not self.source.active
+
+        follow_source()
+        self.source.param.watch(follow_source, "source")
+        main = pn.Column(how_to_read("downscale"), self._src_note, self._messages, self._status, timeline[0], self._maps,
+                         self._curves, timeline[1], sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")

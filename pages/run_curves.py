@@ -8,6 +8,7 @@ import numpy as np
 
 from pages import direct as D
 from pages.common import TP_MIN, WAVELENGTH_TICKS, style_group
+from pages.downscale_fields import is_external
 from ppviz.views import curves as C
 
 SPEC_STYLE = {"truth": ("black", 2.5, "solid"), "bicubic": ("#ff7f0e", 1.5, "dashed"),
@@ -15,6 +16,10 @@ SPEC_STYLE = {"truth": ("black", 2.5, "solid"), "bicubic": ("#ff7f0e", 1.5, "das
               "members (mean)": ("#1f77b4", 2.5, "solid")}
 QQ_STYLE = {"members": ("#1f77b4", "circle"), "bicubic": ("#ff7f0e", "triangle"),
             "PP bicubic": ("#2ca02c", "square")}
+
+def _names(style: dict, view) -> list:
+    """The curves of ``style`` a view has: a predictions file has no baselines (no legend entries for them)."""
+    return [n for n in style if not (is_external(view) and n in ("bicubic", "PP bicubic"))]
 
 def spectra_data(view):
     """(member paths [(n, 2) arrays], {name: (wavelength, psd)}) of the spectra panel."""
@@ -30,7 +35,7 @@ def spectra_data(view):
                          return_wavelength=True)
         curves = {"truth": (wl, p)}
     empty = (np.array([1000.0, 100.0]), np.array([np.nan, np.nan]))
-    curves = {name: curves.get(name, empty) for name in SPEC_STYLE}
+    curves = {name: curves.get(name, empty) for name in _names(SPEC_STYLE, view)}
     return paths, {name: (wl, np.maximum(p, 1e-12)) for name, (wl, p) in curves.items()}
 
 def set_spectra(plot, paths, curves) -> None:
@@ -49,8 +54,8 @@ def spectra(view):
     paths, curves = spectra_data(view)
     elems = [hv.Path(paths, kdims=["wavelength", "psd"], label="members",
                      group=style_group("Path", color="#1f77b4", alpha=0.25, line_width=1, framewise=True))]
-    for name, (color, lw, dash) in SPEC_STYLE.items():
-        wl, p = curves[name]
+    for name, (wl, p) in curves.items():
+        color, lw, dash = SPEC_STYLE[name]
         elems.append(hv.Curve((wl, p), "wavelength", "psd", label=name,
                               group=style_group("Curve", color=color, line_width=lw, line_dash=dash, framewise=True)))
     return hv.Overlay(elems, group=overlay)
@@ -62,7 +67,8 @@ def qq_data(view):
         q = C.quantiles(view.run.ensemble, view.shown)
     truth = np.maximum(q.get("truth", np.array([TP_MIN, 20.0])), 0.01)
     lo, hi = 0.01, max(float(np.nanmax(truth)) * 1.5, 1.0)
-    model = {name: (np.maximum(q[name], 0.01) if name in q else np.full(truth.shape, np.nan)) for name in QQ_STYLE}
+    model = {name: (np.maximum(q[name], 0.01) if name in q else np.full(truth.shape, np.nan))
+             for name in _names(QQ_STYLE, view)}
     return truth, model, (lo, hi)
 
 def set_qq(plot, truth, model, line) -> None:
@@ -81,8 +87,8 @@ def qq(view):
     truth, model, (lo, hi) = qq_data(view)
     elems = [hv.Curve(([lo, hi], [lo, hi]), "truth", "model", label="1:1",
                       group=style_group("Curve", color="grey", line_dash="dashed", framewise=True))]
-    for name, (color, marker) in QQ_STYLE.items():
-        y = model[name]
+    for name, y in model.items():
+        color, marker = QQ_STYLE[name]
         elems.append(hv.Curve((truth, y), "truth", "model", label=name, group=style_group("Curve", color=color, framewise=True)))
         elems.append(hv.Scatter((truth, y), "truth", "model", label=name,
                                 group=style_group("Scatter", color=color, marker=marker, size=6, framewise=True)))

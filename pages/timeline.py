@@ -177,6 +177,9 @@ class Timeline(pn.viewable.Viewer):
         """A click on a map at lon ``x``, lat ``y``: plan the span if needed, draw the cell."""
         if x is None or y is None or not np.isfinite([x, y]).all():
             return
+        source = getattr(self.page, "source", None)
+        if source is not None and source.active:  # a predictions file: no span of runs to draw from
+            return
         self._cell = (float(y), float(x))
         if not self.playing and not self._prepare(always_compute=False):
             return

@@ -310,6 +310,9 @@ def panel_serve_args(settings: ServeSettings) -> list[str]:
         args += ["--allow-websocket-origin", origin]
     args += ["--num-procs", str(s.num_procs), "--liveness", "--liveness-endpoint", LIVENESS_ENDPOINT]
     args += ["--setup", str(SERVE_SETUP)]  # security headers on every response (ppviz.http_headers)
+    # run app.py once at start-up: the first visitor does not pay for importing HoloViews,
+    # GeoViews and the pages (with the landing run warmed by the setup script, the landing opens fast)
+    args.append("--warm")
     if s.prefix:
         args += ["--prefix", s.prefix]
     if s.use_xheaders:

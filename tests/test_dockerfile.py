@@ -313,7 +313,7 @@ def test_entrypoint_outside_docker_serves_liveness(tmp_path, final):
     with open(log, "w") as fh:
         proc = subprocess.Popen([str(ENTRYPOINT)], cwd=tmp_path, env=env, stdout=fh, stderr=subprocess.STDOUT)
     try:
-        body = wait_for_liveness(proc, liveness_url(port), timeout=25, log=log)
+        body = wait_for_liveness(proc, liveness_url(port), timeout=120, log=log)
         text = log.read_text()
         assert json.loads(body) == {"/liveness": True}
         assert "bound to 127.0.0.1" in text and "no Natural Earth shapefiles" in text

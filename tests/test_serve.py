@@ -43,6 +43,7 @@ def test_defaults_are_loopback_with_a_localhost_allow_list():
         str(APP), "--index", "app", "--port", "5006", "--address", "127.0.0.1",
         "--allow-websocket-origin", "localhost:5006", "--allow-websocket-origin", "127.0.0.1:5006",
         "--num-procs", "1", "--liveness", "--liveness-endpoint", "liveness", "--setup", str(SERVE_SETUP),
+        "--warm",
     ]
 
 
@@ -353,7 +354,7 @@ def auth_server(tmp_path_factory):
         proc = subprocess.Popen([sys.executable, "-m", "ppviz", "serve", "--port", str(port)], cwd=REPO, env=env,
                                 stdout=fh, stderr=subprocess.STDOUT)
     try:
-        wait_for_liveness(proc, liveness_url(port), timeout=25, log=log)
+        wait_for_liveness(proc, liveness_url(port), timeout=120, log=log)  # ppviz serve warms the app first
         yield {"port": port, "proc": proc, "log": log}
     finally:
         stop_server(proc)
@@ -445,7 +446,7 @@ def test_stopping_ppviz_serve_stops_panel_serve(tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "ppviz", "serve", "--port", str(port)], cwd=REPO, env=env,
                                 stdout=fh, stderr=subprocess.STDOUT)
     try:
-        wait_for_liveness(proc, liveness_url(port), timeout=25, log=log)
+        wait_for_liveness(proc, liveness_url(port), timeout=120, log=log)  # ppviz serve warms the app first
         family = descendants(proc.pid)
         assert len(family) >= 3, family  # panel serve and two workers
         proc.send_signal(signal.SIGTERM)

@@ -195,7 +195,7 @@ def test_serve_answers_liveness_and_the_app(venv, tmp_path):
         proc = subprocess.Popen([str(venv["bin"] / "ppviz"), "serve", "--port", str(port)], cwd=venv["work"],
                                 env=env, stdout=fh, stderr=subprocess.STDOUT)
     try:
-        body = wait_for_liveness(proc, liveness_url(port), timeout=60, log=log)
+        body = wait_for_liveness(proc, liveness_url(port), timeout=120, log=log)
         assert json.loads(body) == {"/liveness": True}
         # the app itself: app.py from the wheel imports its pages (ppviz/dashboard/pages) and builds
         status, page = _get(port, "/app", timeout=120)

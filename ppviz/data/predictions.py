@@ -34,7 +34,7 @@ from ppviz.data.cf import (
     regular_lat_lon, to_mm_per_hour,
 )
 
-__all__ = ["LEAD_DIMS", "open_predictions", "step_label"]
+__all__ = ["LEAD_DIMS", "grid_text", "open_predictions", "step_label"]
 
 #: Lead-time dims (Earth2Studio, cfgrib, weatherbench2): added to ``time`` to give valid times.
 LEAD_DIMS = ("lead_time", "step", "prediction_timedelta")
@@ -113,7 +113,8 @@ def _find_predictions(tree, path: Path, var, member_dim) -> tuple[str, str]:
     return best[0][2], best[0][3]
 
 
-def _find_truth(tree, path: Path, pred_name: str, truth_var, member_dim, same_file: bool) -> tuple[str, str]:
+def _find_truth(tree, path: Path, pred_name: str, truth_var, member_dim, same_file: bool,
+                required: bool = True) -> tuple[str, str] | None:
     if truth_var:
         return _named(tree, path, truth_var, "--truth-var")
     ok = [(g, v) for g, ds in tree.items() for v in ds.data_vars if not _has_members(ds[v], member_dim)]
@@ -127,6 +128,8 @@ def _find_truth(tree, path: Path, pred_name: str, truth_var, member_dim, same_fi
         if len(want) > 1:
             raise ValueError(f"{path} has several candidate truths {[f'{g}/{v}' for g, v in want]}; "
                              "choose one with --truth-var")
+    if not required:
+        return None
     where = (f"'{pred_name}_truth' or 'truth/{pred_name}'" if same_file
              else f"'{pred_name}' or a precipitation variable without an ensemble dim")
     raise ValueError(f"{path} has no truth for {pred_name!r}: looked for {where}; variables: {_listing(tree)}; "
@@ -185,7 +188,8 @@ def _to_rate(da: xr.DataArray, path: Path, what: str, units, step) -> tuple[xr.D
     return out, str(u)
 
 
-def _grid_text(da) -> str:
+def grid_text(da) -> str:
+    """``lat a..b (n points, step s), lon ...`` of a DataArray or Dataset with 1-D lat/lon (for messages)."""
     def axis(c):
         v = da[c].values
         step = f", step {np.median(np.diff(v)):.4g}" if v.size > 1 else ""
@@ -201,14 +205,15 @@ def _match_grid(truth: xr.DataArray, pred: xr.DataArray, where: str) -> xr.DataA
         i = np.clip(np.searchsorted(tv, pv), 0, tv.size - 1)
         j = np.where(np.abs(tv[np.maximum(i - 1, 0)] - pv) < np.abs(tv[i] - pv), np.maximum(i - 1, 0), i)
         if np.max(np.abs(tv[j] - pv)) > GRID_TOL_DEG:
-            raise ValueError(f"the grids differ: predictions {_grid_text(pred)}; truth ({where}) {_grid_text(truth)}; "
+            raise ValueError(f"the grids differ: predictions {grid_text(pred)}; truth ({where}) {grid_text(truth)}; "
                              "needed the predictions' grid to be the truth's or a part of it (regrid one of them)")
         idx[c] = j
     return truth.isel(lat=idx["lat"], lon=idx["lon"]).assign_coords(lat=pred.lat, lon=pred.lon)
 
 
 def open_predictions(path, *, truth=None, var: str | None = None, truth_var: str | None = None,
-                     member_dim: str | None = None, units: str | None = None, time_chunk: int = 8) -> xr.Dataset:
+                     member_dim: str | None = None, units: str | None = None, time_chunk: int = 8,
+                     truth_required: bool = True) -> xr.Dataset:
     """An ensemble file from another system as ``tp`` (member, time, lat, lon) + ``tp_truth`` (time, lat, lon), mm/h.
 
     Parameters
@@ -225,12 +230,16 @@ def open_predictions(path, *, truth=None, var: str | None = None, truth_var: str
         UDUNITS units of the predictions (overriding the file's), also used for a truth without units.
     time_chunk : int
         Time steps per dask chunk.
+    truth_required : bool
+        False: a file without a truth (and no ``truth``/``truth_var`` given) gives ``tp`` alone
+        (the dashboard shows such predictions; scoring needs the truth).
 
     Returns
     -------
     xarray.Dataset
         ``tp``, ``tp_truth`` (float32, mm/h, latitude ascending, longitude in [-180, 180)), the
-        truth at the predictions' valid times; attributes ``predictions``, ``predictions_var``,
+        truth at the predictions' valid times (no ``tp_truth`` when none was found and
+        ``truth_required`` is False; then ``truth_source`` and ``truth_var`` are empty); attributes ``predictions``, ``predictions_var``,
         ``truth_source``, ``truth_var``, ``units_in``, ``time_step`` (``hourly``, ``daily``...),
         ``time_step_hours``, ``member_dims``.
     """
@@ -257,7 +266,16 @@ def open_predictions(path, *, truth=None, var: str | None = None, truth_var: str
 
     tpath = Path(truth) if truth is not None else path
     ttree = tree if truth is None else _open_tree(tpath)
-    tg, tname = _find_truth(ttree, tpath, name, truth_var, member_dim, truth is None)
+    found = _find_truth(ttree, tpath, name, truth_var, member_dim, truth is None,
+                        required=truth_required or truth is not None or bool(truth_var))
+    attrs = {"predictions": str(path), "predictions_var": label, "truth_source": "", "truth_var": "",
+             "units_in": units_in, "time_step": step_label(step), "time_step_hours": step or 0.0,
+             "member_dims": ",".join(members)}
+    if found is None:
+        out = xr.Dataset({"tp": tp}).chunk({"time": time_chunk})
+        out.attrs = attrs
+        return out
+    tg, tname = found
     tlabel = f"{tg}/{tname}" if tg else tname
     t = ttree[tg][tname]
     try:
@@ -276,7 +294,5 @@ def open_predictions(path, *, truth=None, var: str | None = None, truth_var: str
     t = _match_grid(t, tp, f"{tpath} {tlabel}").transpose("time", "lat", "lon")
     tt, _ = _to_rate(t, tpath, f"truth {tlabel}", t.attrs.get("units") or units, step if tstep is None else tstep)
     out = xr.Dataset({"tp": tp, "tp_truth": tt}).chunk({"time": time_chunk})
-    out.attrs = {"predictions": str(path), "predictions_var": label, "truth_source": str(tpath), "truth_var": tlabel,
-                 "units_in": units_in, "time_step": step_label(step), "time_step_hours": step or 0.0,
-                 "member_dims": ",".join(members)}
+    out.attrs = {**attrs, "truth_source": str(tpath), "truth_var": tlabel}
     return out

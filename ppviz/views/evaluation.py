@@ -117,11 +117,14 @@ def load_evaluation(path, roots=None) -> EvaluationResult:
 
 
 def open_predictions_file(path, *, truth=None, var=None, truth_var=None, member_dim=None, units=None,
-                          roots=None):
+                          roots=None, min_members: int = 2, max_times: int | None = MAX_TIMES,
+                          truth_required: bool = True):
     """:func:`ppviz.data.predictions.open_predictions` of files below the allowed roots (both paths checked).
 
-    Empty strings mean "not given". Raises ValueError for a path outside the roots, fewer than 2
-    members or more than :data:`MAX_TIMES` time steps, and every refusal of the reader.
+    Empty strings mean "not given". Raises ValueError for a path outside the roots, fewer than
+    ``min_members`` members (2: the ensemble scores) or more than ``max_times`` time steps (None:
+    any number; the Downscale page reads one time), and every refusal of the reader.
+    ``truth_required`` False: a file without a truth opens with ``tp`` alone.
     """
     from ppviz.data.predictions import open_predictions
 
@@ -134,11 +137,11 @@ def open_predictions_file(path, *, truth=None, var=None, truth_var=None, member_
         if f is not None and not f.exists():
             raise ValueError(f"{f}: no such file or directory")
     ds = open_predictions(p, truth=t, var=opt(var), truth_var=opt(truth_var), member_dim=opt(member_dim),
-                          units=opt(units))
-    if ds.sizes["member"] < 2:
-        raise ValueError(f"{p} has {ds.sizes['member']} member; the ensemble scores need at least 2")
-    if ds.sizes["time"] > MAX_TIMES:
-        raise ValueError(f"{p} holds {ds.sizes['time']} time steps; the dashboard scores at most {MAX_TIMES} "
+                          units=opt(units), truth_required=truth_required)
+    if ds.sizes["member"] < min_members:
+        raise ValueError(f"{p} has {ds.sizes['member']} member; the ensemble scores need at least {min_members}")
+    if max_times is not None and ds.sizes["time"] > max_times:
+        raise ValueError(f"{p} holds {ds.sizes['time']} time steps; the dashboard scores at most {max_times} "
                          "(use `ppviz evaluate --predictions` for more)")
     return ds
 

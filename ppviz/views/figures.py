@@ -55,8 +55,8 @@ def draw_field(ax, values, lat, lon, *, kind: str, title: str, lim: float | None
 
 
 def ensemble_png(run, *, member: int = 0, members=None, dpi: int = 100) -> bytes:
-    """PNG of an :class:`ppviz.views.runs.EnsembleRun`: inputs, PP, a member, mean, spread,
-    truth, and the power spectra."""
+    """PNG of an :class:`ppviz.views.runs.EnsembleRun` (or a :class:`ppviz.views.external.ExternalRun`):
+    inputs, PP, a member, mean, spread, truth, and the power spectra (the parts a source has)."""
     from matplotlib.figure import Figure
 
     from ppviz.views.curves import mean_and_spread, selected, spectra
@@ -115,8 +115,7 @@ def ensemble_png(run, *, member: int = 0, members=None, dpi: int = 100) -> bytes
         ax.legend(fontsize=7)
     for extra in list(axes.flat)[len(panels) + 1:]:
         extra.set_visible(False)
-    fig.suptitle(f"ppviz: {reg.title}, {run.request.checkpoint}, {run.request.members} members x "
-                 f"{run.request.steps} steps, seed {run.request.seed}", fontsize=11)
+    fig.suptitle(f"ppviz: {reg.title}, {run.caption}", fontsize=11)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()

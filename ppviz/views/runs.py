@@ -50,8 +50,27 @@ class Trajectory:
         return int(self.step.size)
 
 
+class ShownRun:
+    """What the pages read from every run they draw (a ppviz run, or a predictions file's time):
+    the region, time and member count of its ``ensemble``."""
+
+    ensemble: object
+
+    @property
+    def region(self):
+        return self.ensemble.inputs.region
+
+    @property
+    def time(self) -> pd.Timestamp:
+        return self.ensemble.inputs.time
+
+    @property
+    def members(self) -> int:
+        return int(self.ensemble.tp_members.shape[0])
+
+
 @dataclass
-class EnsembleRun:
+class EnsembleRun(ShownRun):
     """A finished run: the :class:`ppviz.pipeline.Ensemble`, the trajectory of member 0, timing."""
 
     request: DownscaleRequest
@@ -61,12 +80,14 @@ class EnsembleRun:
     provenance: dict = field(default_factory=dict)
 
     @property
-    def region(self):
-        return self.ensemble.inputs.region
+    def label(self) -> str:
+        """The checkpoint (what a comparison calls this run)."""
+        return str(self.request.checkpoint)
 
     @property
-    def time(self) -> pd.Timestamp:
-        return self.ensemble.inputs.time
+    def caption(self) -> str:
+        r = self.request
+        return f"{r.checkpoint}, {r.members} members x {r.steps} steps, seed {r.seed}"
 
     def to_dataset(self):
         """The ensemble as a CF dataset, with the checkpoints and sampler settings as attributes."""

@@ -72,7 +72,8 @@ def url_parameters() -> set[str]:
 def test_the_url_parameter_list_is_complete():
     """The parameters found are the ones the pages use (so the test below cannot miss a new one)."""
     found = url_parameters()
-    assert {"time", "region", "box", "page", "ckpt", "cutoff", "pp_ckpt", "eval_dir", "card", "ckpt_a"} <= found
+    assert {"time", "region", "box", "page", "ckpt", "cutoff", "pp_ckpt", "eval_dir", "card", "ckpt_a",
+            "source", "src_file", "src_time", "ab_source", "ab_pred"} <= found
     assert len(found) >= 20, found
 
 
@@ -160,6 +161,19 @@ def test_payloads_in_every_url_parameter_stay_text(watched, hostile, index):
         shown = payload if payload != SCRIPT else f"window.{MARK}=1;alert(2)</script>"
         expect(page.get_by_text(shown, exact=False).first).to_be_visible()
         _clean(page, f"page {index}, URL payload {payload!r}")
+
+
+def test_a_predictions_source_named_by_payloads_stays_text(watched, hostile):
+    """A predictions file as the Downscale source or the A/B's B, its path, variable and time payloads:
+    refused (outside the roots) with the path shown as text."""
+    page = watched
+    for index, params in ((0, {"source": "predictions", "src_file": IMG, "src_var": SCRIPT, "src_time": BREAKOUT}),
+                          (4, {"ab_source": "predictions", "ab_pred": IMG, "ab_var": SCRIPT, "ab_units": MD_LINK})):
+        _open(page, hostile["url"], {"page": index, "region": "sample", **params})
+        expect(page.get_by_text(re.compile("is outside the directories evaluations may be read from")).first
+               ).to_be_visible()
+        expect(page.get_by_text(IMG, exact=False).filter(visible=True).first).to_be_visible()
+        _clean(page, f"page {index}, predictions source {params}")
 
 
 def test_a_payload_as_the_page_parameter(watched, hostile):
