@@ -113,7 +113,9 @@ VOLUME ["/data"]
 USER 10001:10001
 EXPOSE 5006
 
+# One GET of /liveness on loopback, at the PPVIZ_PORT and PPVIZ_PREFIX ppviz serve uses
+# (ppviz/serve_probe.py; tests/test_dockerfile.py runs this command against the entry script).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request as u; p = (os.environ.get('PPVIZ_PREFIX') or '').strip('/'); u.urlopen('http://127.0.0.1:%s%s/liveness' % (os.environ.get('PPVIZ_PORT') or '5006', '/' + p if p else ''), timeout=4)"]
+    CMD ["python", "-m", "ppviz.serve_probe"]
 
 ENTRYPOINT ["/usr/local/bin/ppviz-entrypoint"]

@@ -47,11 +47,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from ppviz.serve_probe import liveness_url, wait_for_liveness  # noqa: E402 - after the path
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -159,17 +160,12 @@ def start_server(env: dict, log_path: Path) -> tuple[subprocess.Popen, str]:
          "--setup", str(REPO / "ppviz" / "serve_setup.py"), "--warm",  # as `ppviz serve` starts it
          "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness"],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"panel serve exited with {proc.returncode}; see {log_path}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2)
-            return proc, f"http://127.0.0.1:{port}/app"
-        except Exception:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("panel serve did not come up within 180 s")
+    try:
+        wait_for_liveness(proc, liveness_url(port), timeout=180, log=log_path, interval=0.3)
+    except RuntimeError:
+        proc.kill()
+        raise
+    return proc, f"http://127.0.0.1:{port}/app"
 
 
 def open_to_first_map(browser, url: str) -> float:

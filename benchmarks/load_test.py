@@ -46,10 +46,13 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ppviz.serve_probe import liveness_url, wait_for_liveness  # noqa: E402 - after the path
+
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--disable-quic", "--no-first-run"]
 T0 = "2021-01-02T06:00"
@@ -90,7 +93,6 @@ def free_port() -> int:
 
 def make_tiny_checkpoint(root: Path, name: str = "tiny-diffusion") -> None:
     """An untrained tiny downscaler (:mod:`ppviz.diffusion.tiny`): a run takes about a second."""
-    sys.path.insert(0, str(REPO))
     from ppviz.diffusion.tiny import save_tiny_diffusion
 
     save_tiny_diffusion(root, name, summary="tiny untrained U-Net (load test)")
@@ -115,17 +117,12 @@ def start_server(tmp: Path, max_jobs: int, timeout: float = 180) -> tuple[subpro
          "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness"],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
     log.close()
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"panel serve exited with {proc.returncode}; see {log_path}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2)
-            return proc, f"http://127.0.0.1:{port}/app", log_path
-        except Exception:  # noqa: BLE001
-            time.sleep(0.3)
-    stop_server(proc)
-    raise RuntimeError(f"panel serve did not come up within {timeout:.0f} s")
+    try:
+        wait_for_liveness(proc, liveness_url(port), timeout=timeout, log=log_path, interval=0.3)
+    except RuntimeError:
+        stop_server(proc)
+        raise
+    return proc, f"http://127.0.0.1:{port}/app", log_path
 
 
 def stop_server(proc: subprocess.Popen) -> None:

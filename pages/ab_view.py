@@ -153,7 +153,7 @@ class ABView:
         curves += [hv.Curve(sa["bicubic"], "wavelength", "psd", label="bicubic").opts(color="#ff7f0e", line_dash="dashed"),
                    hv.Curve(sa["members (mean)"], "wavelength", "psd", label="A members").opts(color=COLORS["A"], line_width=2),
                    hv.Curve(sb["members (mean)"], "wavelength", "psd", label="B members").opts(color=COLORS["B"], line_width=2)]
-        return hv.Overlay(curves).opts(logx=True, logy=True, invert_xaxis=True, frame_width=380, frame_height=250,
+        return hv.Overlay(curves).opts(logx=True, logy=True, invert_xaxis=True, frame_width=300, frame_height=250,
                                        xlabel="wavelength (km)", xticks=WAVELENGTH_TICKS, ylabel="PSD ((mm/h)² km²)",
                                        title="Power spectra", legend_position="bottom_left")
 
@@ -168,5 +168,5 @@ class ABView:
             hv.Scatter((t, np.maximum(qb["members"], 0.01)), "truth", "model", label="B").opts(color=COLORS["B"], size=6),
             hv.Scatter((t, np.maximum(qa["bicubic"], 0.01)), "truth", "model", label="bicubic").opts(
                 color="#ff7f0e", marker="triangle", size=6),
-        ]).opts(logx=True, logy=True, frame_width=300, frame_height=250, xlabel="truth quantile (mm/h)",
+        ]).opts(logx=True, logy=True, frame_width=260, frame_height=250, xlabel="truth quantile (mm/h)",
                 ylabel="model quantile (mm/h)", title="QQ (wet tail)", legend_position="top_left")

@@ -68,7 +68,9 @@ class CheckpointsPage(LazyPage):
         self.b_source = PredictionsChoice(label="B is", with_time=False, with_crop=False)
         self._messages = pn.Column(sizing_mode="stretch_width")
         self._ab = ABView(self._show, on_drawn=self._show_trajectory, extra_plots=self._training_plots)
-        self._table = pn.pane.DataFrame(registry_table(), index=False, sizing_mode="stretch_width", max_height=260)
+        # names, kinds, architectures and dates on one line (a narrow column broke 'edm-pp-v1' at its hyphens)
+        self._table = pn.pane.DataFrame(registry_table(), index=False, sizing_mode="stretch_width", max_height=260,
+                                        stylesheets=["td:nth-child(-n+5), th { white-space: nowrap; }"])
         state.param.watch(self._registry_changed, "registry")
         self._card = SafeDocument("", sizing_mode="stretch_width", max_height=520, styles={"overflow-y": "auto"})
         self._traj_stream = TrajStream()
@@ -133,10 +135,10 @@ class CheckpointsPage(LazyPage):
                 curves.append(hv.Curve((log["step"], log["loss"]), "step", "loss", label=f"{tag}: {name}").opts(
                     color=colors.get(tag, "black"), line_width=2))
         if not curves:
-            return hv.Curve([], "step", "loss").opts(frame_width=380, frame_height=250,
+            return hv.Curve([], "step", "loss").opts(frame_width=280, frame_height=250,
                                                      title="Training curves: no training log")
         positive = all(np.nanmin(c.dimension_values(1)) > 0 for c in curves)
-        return hv.Overlay(curves).opts(frame_width=380, frame_height=250, logy=positive, legend_position="top_right",
+        return hv.Overlay(curves).opts(frame_width=280, frame_height=250, logy=positive, legend_position="top_right",
                                        xlabel="training step", ylabel="loss",
                                        title="Training curves (training_log.jsonl)")
 

@@ -34,6 +34,9 @@ PP_CLIM = (-3.0, 3.0)  # PP is ~N(0, 1): a fixed diverging scale keeps maps comp
 SPREAD_CLIM = (0.05, 10.0)  # mm/h, log scale
 TIME_FMT = "%Y-%m-%dT%H:%M"
 CONTROL_WIDTH = 290
+#: colour bars of maps: a thin bar under the map, so a row of four maps with their bars fits the
+#: page beside the controls in a 1400 px wide window (a bar at the side costs ~70 px per map)
+COLORBAR_STYLE = {"colorbar_position": "bottom", "colorbar_opts": {"height": 10}}
 WAVELENGTH_TICKS = [2000, 1000, 500, 200, 100, 60]  # km, for log-scale spectrum axes
 
 
@@ -188,7 +191,7 @@ def image(values, bounds, *, kind: str, title: str = "", clim=None, label: str |
             lim = float(np.percentile(finite, 99)) if finite.size else 1.0
             clim = (-(lim or 1.0), lim or 1.0)
         img = img.opts(cmap="RdBu_r", clim=clim)
-    return img.opts(title=title, colorbar=True, colorbar_opts={"width": 10}, tools=["hover"],
+    return img.opts(title=title, colorbar=True, **COLORBAR_STYLE, tools=["hover"],
                     clipping_colors={"NaN": (0, 0, 0, 0)}, fontsize={"title": 10})
 
 
@@ -386,7 +389,7 @@ def map_group(kind: str, size: dict, bounds_latlon=None, colorbar: bool = True) 
     key = (kind, tuple(sorted(size.items())), tuple(bounds_latlon) if bounds_latlon is not None else None, colorbar)
     if key not in _GROUPS:
         name = f"PpvizMap{len(_GROUPS)}"
-        opts = dict(_KIND_STYLE[kind], colorbar=colorbar, colorbar_opts={"width": 10}, tools=["hover"],
+        opts = dict(_KIND_STYLE[kind], colorbar=colorbar, **COLORBAR_STYLE, tools=["hover"],
                     clipping_colors={"NaN": (0, 0, 0, 0)}, fontsize={"title": 10}, title="{label}", **size)
         if bounds_latlon is not None:
             opts["hooks"] = [coast_hook(bounds_latlon)]

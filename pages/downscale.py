@@ -329,8 +329,8 @@ class DownscalePage(LazyPage):
     ROWS, COLORBAR = F.ROWS, F.COLORBAR
 
     def _build(self, region, nslots: int) -> None:
-        size = frame_size(region, 215, 260)
-        small = frame_size(region, 170, 200)
+        size = frame_size(region, 195, 240)
+        small = frame_size(region, 160, 190)
         names = [n for row in self.ROWS for n in row] + [f"slot{j}" for j in range(nslots)]
         items = []
         for name in names:

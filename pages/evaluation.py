@@ -18,6 +18,7 @@ from pages.common import (
 from pages.jobview import JobView
 from pages.help import how_to_read
 from pages.safe import markdown, text
+from ppviz.views import cache as M
 from ppviz.views import evaluation as E
 from ppviz.jobs import default_queue
 from ppviz.request import DownscaleRequest
@@ -93,8 +94,19 @@ class EvaluationPage(LazyPage):
             res = None
         if res is not None:
             self._set_result(res)
+            self._show(*self._other_data_note(res))
         else:
             self._on_run()
+
+    def _other_data_note(self, res) -> list:
+        """An info box when the shipped evaluation was made on other data than the header's
+        choice (it is made on the synthetic data: on ERA5 it would otherwise pass for ERA5 scores)."""
+        made_on = str((res.settings or {}).get("data", ""))
+        if not made_on or ("synthetic" in made_on) == (self.state.ds.attrs.get("source") == "synthetic"):
+            return []
+        return [alert(f"Shown: the evaluation shipped with {text(self.checkpoint)}, made on {text(made_on)}, not on "
+                      f"the data chosen in the header ({text(M.dataset_label(self.state.ds))}). "
+                      "**Evaluate range** scores the chosen data.", "info")]
 
     def _on_run(self, _=None):
         try:
@@ -132,6 +144,7 @@ class EvaluationPage(LazyPage):
         except Exception as exc:  # noqa: BLE001
             self._show(alert(error_text(exc)))
             return
+        self._jobs.drop()  # an evaluation still running (e.g. the one started on open) would replace it
         self._show(alert(f"Loaded {text(res.source)}", "success"))
         self._set_result(res)
 
@@ -168,7 +181,7 @@ class EvaluationPage(LazyPage):
             skill = s.get("crps_skill_score", {})
             rows = "\n".join(f"| {text(k)} | {num(v)} | {num(skill.get(k), '.3f') if k != 'ensemble' else '—'} |"
                              for k, v in crps.items())
-            lines.append("| forecast | CRPS / MAE (mm/h) | CRPS skill of the ensemble vs it |\n|---|---|---|\n" + rows)
+            lines.append("| forecast | CRPS / MAE (mm/h) | CRPS skill of the ensemble over this baseline (1 - CRPS / MAE; > 0: ensemble better) |\n|---|---|---|\n" + rows)
         extra = [f"{k}: {num(s[k], '.3f') if isinstance(s[k], float) else text(s[k])}"
                  for k in ("n_times", "n_members", "spread_skill_ratio") if k in s]
         if extra:
@@ -190,17 +203,18 @@ class EvaluationPage(LazyPage):
         if crps:
             names = list(crps)
             bars = hv.Bars([(n, float(crps[n])) for n in names], "forecast", "CRPS (mm/h)").opts(
-                color="forecast", cmap=[_color(n)[0] for n in names], frame_width=300, frame_height=240,
-                title="CRPS (ensemble) vs MAE (baselines)", xrotation=20, show_legend=False)
+                color="forecast", cmap=[_color(n)[0] for n in names], frame_width=260, frame_height=240,
+                title="Ensemble CRPS vs baseline MAE", xrotation=20, show_legend=False)
             items.append(bars)
         if c is not None and "spectrum" in c:
             sp = c["spectrum"]
             wl = sp["wavelength_km"].values if "wavelength_km" in sp.coords else 1.0 / sp["wavenumber"].values
             curves = [hv.Curve((wl, np.maximum(sp.sel(source=n).values, 1e-12)), "wavelength", "psd", label=str(n)).opts(
                 color=_color(str(n))[0], line_width=_color(str(n))[1]) for n in sp["source"].values]
-            items.append(hv.Overlay(curves).opts(logx=True, logy=True, invert_xaxis=True, frame_width=380,
+            items.append(hv.Overlay(curves).opts(logx=True, logy=True, invert_xaxis=True, frame_width=300,
                                                  frame_height=240, xlabel="wavelength (km)", xticks=WAVELENGTH_TICKS, ylabel="PSD ((mm/h)² km²)",
-                                                 title="Mean power spectra", legend_position="bottom_left"))
+                                                 title="Mean power spectra", legend_position="bottom_left", legend_cols=2,
+                                                 legend_opts={"background_fill_alpha": 0.5}))  # lines show through
         if c is not None and "quantile_value" in c:
             q = c["quantile_value"]
             truth = np.maximum(q.sel(source="truth").values, 0.01)
@@ -212,7 +226,7 @@ class EvaluationPage(LazyPage):
                 y = np.maximum(q.sel(source=n).values, 0.01)
                 elems.append(hv.Curve((truth, y), "truth", "model", label=str(n)).opts(color=_color(str(n))[0])
                              * hv.Scatter((truth, y), "truth", "model", label=str(n)).opts(color=_color(str(n))[0], size=5))
-            items.append(hv.Overlay(elems).opts(logx=True, logy=True, frame_width=300, frame_height=240,
+            items.append(hv.Overlay(elems).opts(logx=True, logy=True, frame_width=260, frame_height=240,
                                                 xlabel="truth quantile (mm/h)", ylabel="model quantile (mm/h)",
                                                 title="QQ (pooled over hours and cells)", legend_position="top_left"))
         if c is not None and "rank_histogram" in c:
@@ -222,7 +236,7 @@ class EvaluationPage(LazyPage):
             items.append((hv.Bars([(str(int(r)), f) for r, f in zip(rh["rank"].values, frac)], "rank of truth", "fraction")
                           .opts(color="#1f77b4")
                           * hv.HLine(1.0 / counts.size).opts(color="black", line_dash="dashed"))
-                         .opts(frame_width=300, frame_height=240, title="Rank histogram (flat = calibrated)"))
+                         .opts(frame_width=260, frame_height=240, title="Rank histogram (flat = calibrated)"))
         if not items:
             return None
         return hv.Layout(items).cols(3).opts(shared_axes=False)

@@ -94,9 +94,9 @@ class GibbsPage(LazyPage):
             hv.Overlay([image(f["tp"], b, kind="tp", title=f"original TP, {f['time']:%Y-%m-%d %H:%M}").opts(**size),
                         *coast, line]),
             hv.Overlay([image(f["tp_truncated"], b, kind="tp", title=f"truncated TP ({cut})").opts(**size),
-                        *coast, neg, drz, line]).opts(legend_position="bottom_right"),
+                        *coast, neg, drz, line]).opts(show_legend=False),  # the marks are explained above
             hv.Overlay([image(f["pp_route"], b, kind="tp", title="truncated PP, decoded").opts(**size),
-                        *coast, neg2, drz2, line]).opts(legend_position="bottom_right"),
+                        *coast, neg2, drz2, line]).opts(show_legend=False),
             hv.Overlay([image(f["tp_truncated"], b, kind="diverging", title="truncated TP (signed, mm/h)",
                               label="tp").opts(**size), *coast, line]),
         ]
@@ -110,15 +110,15 @@ class GibbsPage(LazyPage):
             hv.Curve((lon, f["tp_truncated"][row]), "lon", "tp", label="truncated TP").opts(color="#d62728", line_width=1.5),
             hv.Curve((lon, f["pp_route"][row]), "lon", "tp", label="truncated PP, decoded").opts(color="#2ca02c", line_width=1.5),
             hv.HLine(0).opts(color="grey", line_dash="dotted"),
-        ]).opts(title=f"Profile along {lat:.2f}°N (dashed line on the maps)", frame_width=520, frame_height=250,
-                xlabel="longitude (°E)", ylabel="tp (mm/h)", legend_position="top_left")
+        ]).opts(title=f"Profile along {lat:.2f}°N (dashed line on the maps)", frame_width=480, frame_height=250,
+                xlabel="longitude (°E)", ylabel="tp (mm/h)", legend_position="top", legend_cols=3)  # above: never over the profile
         style = {"TP": ("black", 2.5), "truncated TP": ("#d62728", 1.5), "truncated PP, decoded": ("#2ca02c", 1.5)}
         spec = hv.Overlay([
             hv.Curve((wl, np.maximum(p, 1e-12)), "wavelength", "psd", label=k).opts(color=style[k][0], line_width=style[k][1])
             for k, (wl, p) in f["spectra"].items()
         ] + [hv.VLine(float(self.cutoff_km)).opts(color="grey", line_dash="dashed")]).opts(
             logx=True, logy=True, invert_xaxis=True, frame_width=380, frame_height=250, xlabel="wavelength (km)", xticks=WAVELENGTH_TICKS,
-            ylabel="PSD ((mm/h)² km²)", title="Power spectra (cutoff dashed)", legend_position="bottom_left")
+            ylabel="PSD ((mm/h)² km²)", title="Power spectra (cutoff dashed)", legend_position="top", legend_cols=3)
         return hv.Layout([prof, spec]).cols(2).opts(shared_axes=False)
 
     def __panel__(self):

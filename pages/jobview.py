@@ -52,6 +52,15 @@ class JobView(pn.viewable.Viewer):
             j.cancel()
         self.text.object = "Cancelling..."
 
+    def drop(self) -> None:
+        """Stop watching, quietly: cancel the jobs, whose results are no longer wanted (a result
+        the user loaded meanwhile must not be replaced by a late one)."""
+        for j in self.jobs:
+            j.cancel()
+        self.jobs = []
+        self._stop()
+        self.text.object = ""
+
     def _stop(self) -> None:
         if self._poller is not None:
             self._poller.stop()

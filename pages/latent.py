@@ -73,7 +73,7 @@ class LatentPage(LazyPage):
         lim = max(float(np.abs(err).max()), 1e-3)
         panels = [
             image(f["tp"], b, kind="tp", title=f"TP (mm/h), {when}"),
-            image(f["vimd"], b, kind="diverging", title="VIMD (mm/h; < 0 = convergence)", label="vimd"),
+            image(f["vimd"], b, kind="diverging", title="VIMD (mm/h; < 0 converges)", label="vimd"),
             image(f["pp"], b, kind="pp", title="PP (encoded)"),
             image(err, b, kind="diverging", clim=(-lim, lim), title="decode(encode) - TP (mm/h)", label="error"),
         ]
@@ -89,25 +89,25 @@ class LatentPage(LazyPage):
               * hv.Scatter((n["theoretical"], n["sample"]), "normal quantile", "PP quantile", label="PP").opts(
                   color="#1f77b4", size=4))
         return hv.Layout([
-            (hist * pdf).opts(title="PP histogram vs N(0, 1)", frame_width=380, frame_height=240, legend_position="top_left"),
+            (hist * pdf).opts(title="PP histogram vs N(0, 1)", frame_width=360, frame_height=240, legend_position="top_left"),
             qq.opts(title="QQ: PP vs N(0, 1)", frame_width=300, frame_height=240, legend_position="top_left"),
         ]).cols(2).opts(shared_axes=False)
 
     def _functions(self, model, f):
         s = L.encoder_surface(model)
         mesh = hv.QuadMesh((s["tp"], s["vimd"], s["pp"]), ["tp", "vimd"], ["PP"]).opts(
-            cmap="RdBu_r", clim=(-3, 3), logx=True, colorbar=True, frame_width=330, frame_height=260, tools=["hover"],
+            cmap="RdBu_r", clim=(-3, 3), logx=True, colorbar=True, frame_width=260, frame_height=260, tools=["hover"],
             xlabel="tp (mm/h, log)", ylabel="vimd (mm/h)", title="Encoder PP(tp, vimd)",
             hooks=[_seamless_quads])
         dry = hv.Curve((s["vimd"], s["pp_dry"]), "vimd", "PP", label="dry cells: PP(0, vimd)").opts(
-            color="#d62728", line_width=2, frame_width=280, frame_height=260, title="Encoder at tp = 0 (dry)",
+            color="#d62728", line_width=2, frame_width=240, frame_height=260, title="Encoder at tp = 0 (dry)",
             xlabel="vimd (mm/h)", ylabel="PP")
         pp, tp = L.decoder_curve(model)
         pts = L.sample_pairs(f)
         dec = (hv.Scatter((pts["pp"], pts["tp"]), "PP", "tp", label="cells of this hour").opts(
             color="grey", alpha=0.4, size=3)
                * hv.Curve((pp, tp), "PP", "tp", label="decoder tp(PP)").opts(color="black", line_width=2)).opts(
-            frame_width=300, frame_height=260, title="Decoder tp(PP)", xlabel="PP", ylabel="tp (mm/h)",
+            frame_width=260, frame_height=260, title="Decoder tp(PP)", xlabel="PP", ylabel="tp (mm/h)",
             legend_position="top_left")
         return hv.Layout([mesh, dry, dec]).cols(3).opts(shared_axes=False)
 

@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("ppviz.request", "ppviz.pipeline", "ppviz.jobs", "ppviz.training"),
     ("ppviz.evaluation",),
     ("ppviz.views",),
-    ("ppviz.cli", "ppviz.serve", "ppviz.serve_setup", "ppviz.http_headers", "ppviz.__main__"),
+    ("ppviz.cli", "ppviz.serve", "ppviz.serve_probe", "ppviz.serve_setup", "ppviz.http_headers", "ppviz.__main__"),
 ]
 #: Within the pipeline layer: the training uses the pipeline (held-out scores on its exact inference
 #: path); the request, the pipeline and the queue never use the training.

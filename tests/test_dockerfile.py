@@ -9,7 +9,6 @@ promises (variants, pins, non-root user, health check, copied paths present and 
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import re
@@ -19,10 +18,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
+
+from ppviz.serve_probe import liveness_url, wait_for_liveness
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"
@@ -195,7 +195,7 @@ def test_runs_as_a_non_root_user_with_health_check_and_entrypoint(final):
     assert "useradd" in " ".join(a for w, a in final["instrs"] if w == "RUN")
 
     hc = [a for w, a in final["instrs"] if w == "HEALTHCHECK"]
-    assert len(hc) == 1 and "/liveness" in hc[0] and "CMD" in hc[0]
+    assert len(hc) == 1 and "CMD" in hc[0] and _health_command(final) == ["python", "-m", "ppviz.serve_probe"]
     assert [a for w, a in final["instrs"] if w == "EXPOSE"] == ["5006"]
 
     ep = json.loads(next(a for w, a in final["instrs"] if w == "ENTRYPOINT"))  # exec form
@@ -284,24 +284,21 @@ def test_entrypoint_warns_about_an_unwritable_data_volume(tmp_path):
             shutil.rmtree(tmp_path, ignore_errors=True)
 
 
+def _health_command(final) -> list[str]:
+    """The HEALTHCHECK's command (exec form) of the final stage."""
+    hc = next(a for w, a in final["instrs"] if w == "HEALTHCHECK")
+    return json.loads(hc[hc.index("CMD") + 3:].strip())
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _get(port, path):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path)
-        r = conn.getresponse()
-        return r.status, r.read()
-    finally:
-        conn.close()
-
-
-def test_entrypoint_outside_docker_serves_liveness(tmp_path):
-    """The real entry script, with the container's variables pointed at loopback and a tmp volume."""
+def test_entrypoint_outside_docker_serves_liveness(tmp_path, final):
+    """The real entry script, with the container's variables pointed at loopback and a tmp volume;
+    the image's HEALTHCHECK command passes while it serves and fails once it has stopped."""
     from test_serve import stop_server  # SIGTERM (passed on to panel serve), then SIGKILL leftovers
 
     port = _free_port()
@@ -316,20 +313,16 @@ def test_entrypoint_outside_docker_serves_liveness(tmp_path):
     with open(log, "w") as fh:
         proc = subprocess.Popen([str(ENTRYPOINT)], cwd=tmp_path, env=env, stdout=fh, stderr=subprocess.STDOUT)
     try:
-        deadline, status = time.time() + 120, None
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                status, body = _get(port, "/liveness")
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.25)
+        body = wait_for_liveness(proc, liveness_url(port), timeout=120, log=log)
         text = log.read_text()
-        assert status == 200, f"no /liveness (exit {proc.poll()}):\n{text[-3000:]}"
         assert json.loads(body) == {"/liveness": True}
         assert "bound to 127.0.0.1" in text and "no Natural Earth shapefiles" in text
         assert (tmp_path / "data").is_dir()
+        health = subprocess.run(_health_command(final), env=env, cwd=tmp_path, capture_output=True, text=True,
+                                timeout=30)
+        assert health.returncode == 0, health.stderr
     finally:
         stop_server(proc)
     assert proc.poll() is not None
+    health = subprocess.run(_health_command(final), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert health.returncode == 1 and f"http://127.0.0.1:{port}/liveness did not answer" in health.stderr

@@ -24,6 +24,7 @@ import pytest
 
 from ppviz import serve as serve_mod
 from ppviz.serve import APP, SERVE_SETUP, ServeSettings, panel_serve_args, panel_serve_env
+from ppviz.serve_probe import liveness_url, wait_for_liveness
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "correct-horse-battery-staple"
@@ -286,20 +287,6 @@ def _cookies(headers) -> dict[str, str]:
     return out
 
 
-def _wait_for_liveness(proc, port, log, timeout=120.0, path="/liveness"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{Path(log).read_text()[-3000:]}")
-        try:
-            if _http(port, "GET", path)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"no {path} within {timeout} s:\n{Path(log).read_text()[-3000:]}")
-
-
 def descendants(pid: int) -> list[int]:
     """Child processes of ``pid``, recursively (Linux /proc; empty elsewhere)."""
     children: dict[int, list[int]] = {}
@@ -367,7 +354,7 @@ def auth_server(tmp_path_factory):
         proc = subprocess.Popen([sys.executable, "-m", "ppviz", "serve", "--port", str(port)], cwd=REPO, env=env,
                                 stdout=fh, stderr=subprocess.STDOUT)
     try:
-        _wait_for_liveness(proc, port, log)
+        wait_for_liveness(proc, liveness_url(port), timeout=120, log=log)  # ppviz serve warms the app first
         yield {"port": port, "proc": proc, "log": log}
     finally:
         stop_server(proc)
@@ -459,7 +446,7 @@ def test_stopping_ppviz_serve_stops_panel_serve(tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "ppviz", "serve", "--port", str(port)], cwd=REPO, env=env,
                                 stdout=fh, stderr=subprocess.STDOUT)
     try:
-        _wait_for_liveness(proc, port, log)
+        wait_for_liveness(proc, liveness_url(port), timeout=120, log=log)  # ppviz serve warms the app first
         family = descendants(proc.pid)
         assert len(family) >= 3, family  # panel serve and two workers
         proc.send_signal(signal.SIGTERM)

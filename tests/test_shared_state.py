@@ -80,3 +80,24 @@ def test_every_page_has_a_collapsed_how_to_read_this():
     assert isinstance(card, pn.Card) and card.collapsed and card.title == "How to read this"
     assert "Gibbs" in HELP["gibbs"] and "PP" in HELP["gibbs"]
     assert all(40 < len(t.split()) < 220 for t in HELP.values())  # short
+
+
+def test_evaluation_page_says_when_the_shipped_evaluation_is_on_other_data(era5_state):
+    """The shipped evaluation is made on the synthetic data: on the ERA5 sample the page says so
+    (it would pass for ERA5 scores), on the synthetic data it does not."""
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    from pages.evaluation import EvaluationPage
+    from ppviz.views import evaluation as E
+
+    res = E.EvaluationResult(scalars={"crps": {"ensemble": 0.1}}, settings={"data": "default (embedded synthetic Europe)"})
+    with set_curdoc(Document()):
+        on_era5 = EvaluationPage(era5_state)
+        on_synth = EvaluationPage(SharedState(M.dataset("synthetic"), data="synthetic"))
+    note = on_era5._other_data_note(res)
+    shown = note[0].object.replace("\\", "")  # the Markdown escapes of the untrusted parts
+    assert len(note) == 1 and note[0].alert_type == "info"
+    assert "made on default (embedded synthetic Europe), not on the data chosen in the header (real ERA5" in shown
+    assert on_synth._other_data_note(res) == []
+    assert on_era5._other_data_note(E.EvaluationResult(scalars={}, settings={})) == []

@@ -22,7 +22,6 @@ import socket
 import subprocess
 import sys
 import sysconfig
-import time
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -187,6 +186,8 @@ def _get(port: int, path: str, timeout: float = 10) -> tuple[int, bytes]:
 def test_serve_answers_liveness_and_the_app(venv, tmp_path):
     from test_serve import stop_server  # SIGTERM (passed on to panel serve), then SIGKILL leftovers
 
+    from ppviz.serve_probe import liveness_url, wait_for_liveness  # the test's own ppviz: only polls
+
     port = _free_port()
     log = tmp_path / "serve.log"
     env = _env(PPVIZ_DATA_DIR=str(tmp_path / "data"), PPVIZ_SYNTH_DAYS="3", PPVIZ_ADDRESS="127.0.0.1")
@@ -194,16 +195,7 @@ def test_serve_answers_liveness_and_the_app(venv, tmp_path):
         proc = subprocess.Popen([str(venv["bin"] / "ppviz"), "serve", "--port", str(port)], cwd=venv["work"],
                                 env=env, stdout=fh, stderr=subprocess.STDOUT)
     try:
-        deadline, status, body = time.time() + 120, None, b""
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                status, body = _get(port, "/liveness")
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.25)
-        assert status == 200, f"no /liveness (exit {proc.poll()}):\n{log.read_text()[-3000:]}"
+        body = wait_for_liveness(proc, liveness_url(port), timeout=120, log=log)
         assert json.loads(body) == {"/liveness": True}
         # the app itself: app.py from the wheel imports its pages (ppviz/dashboard/pages) and builds
         status, page = _get(port, "/app", timeout=120)

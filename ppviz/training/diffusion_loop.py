@@ -43,6 +43,7 @@ from ppviz.io import check_config_keys
 from ppviz.io import json_ready
 from ppviz.data.grid import Grid, coarsen_blocks
 from ppviz.diffusion.downscaler import Downscaler, DownscalerConfig, residual_std
+from ppviz.training.stream import check_crop
 
 from ppviz.training.train_state import (  # noqa: F401 - re-exported
     STATE_JSON,
@@ -342,12 +343,7 @@ def _prepare(static, grid, config, out_dir, model_config, resume, log_path, devi
     model_config = model_config or DownscalerConfig()
 
     factor = model_config.factor
-    m = model_config.unet.size_multiple
-    c = config.crop
-    if c % factor or c % m:
-        raise ValueError(f"crop {c} must be a multiple of the block factor {factor} and of {m} (U-Net)")
-    if c > grid.nlat or c > grid.nlon:
-        raise ValueError(f"crop {c} is larger than the grid {grid.nlat}x{grid.nlon}")
+    check_crop(config.crop, grid, factor, model_config.unet.size_multiple)
     if grid.nlat % factor or grid.nlon % factor:
         raise ValueError(f"grid {grid.nlat}x{grid.nlon} is not divisible into {factor}x{factor} blocks")
     if static.shape[0] != len(model_config.static_names):

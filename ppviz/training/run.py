@@ -136,12 +136,11 @@ def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resum
     import torch
 
     from ppviz.checkpoints import default_checkpoint, load_checkpoint, save_checkpoint
-    from ppviz.data.grid import Grid
     from ppviz.data.regions import Region, data_extent
     from ppviz.data.source import load_dataset
     from ppviz.diffusion.downscaler import DownscalerConfig, residual_std, static_channels
     from ppviz.training.diffusion_loop import DiffusionTrainConfig, train_diffusion, train_diffusion_stream
-    from ppviz.training.stream import CropSource, PPEncoder, TPZEncoder, sample_fields
+    from ppviz.training.stream import CropSource, PPEncoder, TPZEncoder, check_crop, sample_fields
     from ppviz.models.unet import UNetConfig
     from ppviz.pipeline import Models
     from ppviz.training.diffusion import diffusion_model_card, encode_fine_pp, format_heldout, heldout_scores
@@ -154,10 +153,26 @@ def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resum
     pp_name = pp_checkpoint or default_checkpoint("pp")
     pp = load_checkpoint(pp_name, kind="pp")
     ds = load_dataset(None if data in (None, "default", "synthetic") else data)
-    grid = Grid.from_coords(ds.lat.values, ds.lon.values)
+    # Train and score on the largest block-aligned part of the data, the region inference uses
+    # for it when none is given (data_extent): its coarse cells are the 1 deg cells of inference.
+    full, extent = (ds.sizes["lat"], ds.sizes["lon"]), data_extent(ds)
+    grid = extent.fine_grid
+    origin = (int(np.abs(ds.lat.values - grid.lat[0]).argmin()), int(np.abs(ds.lon.values - grid.lon[0]).argmin()))
+    ds = extent.subset(ds)
+    where = f"the largest block-aligned part of the data's {full[0]} x {full[1]} cells"
+    unet = UNetConfig(base_channels=base_channels, channel_mult=mult, blocks_per_level=blocks)
+    check_crop(crop, grid, DownscalerConfig().factor, unet.size_multiple, where=where)
     train_idx, held_idx = split_times(ds.time.values, holdout)
     log(f"data: {ds.attrs.get('source', data or 'default')[:100]}; {train_idx.size} training and "
           f"{held_idx.size} held-out hours; PP checkpoint {pp.name}")
+    trimmed = ""
+    if grid.shape != full:
+        f = DownscalerConfig().factor
+        trimmed = (f"; the data's {full[0]} x {full[1]} cells do not all lie in whole {f} x {f} blocks of the 1 deg "
+                   f"grid: training and held-out scores use the largest block-aligned part, as inference does: "
+                   f"{grid.nlat} x {grid.nlon} cells, lat {grid.lat[0]:g}..{grid.lat[-1]:g}, "
+                   f"lon {grid.lon[0]:g}..{grid.lon[-1]:g} (region {extent.slug_or_box})")
+        log(f"grid: {trimmed[2:]}")
     transform = None
     if target == "tp":  # the no-PP control (ppviz.tp_target): same model on a transform of tp
         from ppviz.tp_target import fit_transform
@@ -167,7 +182,7 @@ def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resum
               f"{transform.sd:.4f} (no PP; the PP checkpoint serves only the references)")
     static = static_channels(grid)
     source = CropSource(None if data in (None, "default", "synthetic") else str(data), train_idx, grid, static,
-                        PPEncoder(pp.model) if transform is None else TPZEncoder(transform))
+                        PPEncoder(pp.model) if transform is None else TPZEncoder(transform), origin=origin)
     if loader == "memory":
         if transform is None:
             pp_fine = encode_fine_pp(pp.model, ds, train_idx)
@@ -180,13 +195,13 @@ def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resum
         sample = sample_fields(source, 64, seed)
     sigma_data = sigma_data or round(residual_std(sample, grid.lat), 4)
     del sample
-    unet = UNetConfig(base_channels=base_channels, channel_mult=mult, blocks_per_level=blocks)
     train_cfg = DiffusionTrainConfig(crop=crop, batch_size=batch, steps=steps, lr=lr,
                                      lr_warmup_steps=min(500, max(1, steps // 10)),
                                      ema_halflife_steps=max(10.0, steps / 10), seed=seed,
                                      log_every=log_every, ckpt_every=ckpt_every or max(1, min(500, steps)))
     model_cfg = DownscalerConfig(unet=unet, sigma_data=sigma_data,
                                  schedule=training_schedule(sigma_data, train_cfg.P_mean, train_cfg.P_std))
+    region = Region.parse(eval_region) if eval_region else extent  # held-out scores and snapshots
     t0 = time.perf_counter()
     if loader == "memory":
         ema = train_diffusion(pp_fine, static, grid, train_cfg, state_dir, model_config=model_cfg, resume=resume)
@@ -196,7 +211,7 @@ def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resum
         if snapshot_every:
             from ppviz.training.snapshots import snapshot_callback
 
-            callback = snapshot_callback(state_dir, snapshot_every, pp, ds, held_idx, Region.parse(eval_region),
+            callback = snapshot_callback(state_dir, snapshot_every, pp, ds, held_idx, region,
                                          hours=snapshot_hours, seeds=snapshot_seeds, members=eval_members,
                                          transform=transform, extra={"pp_checkpoint": pp.name,
                                                                      "pp_checkpoint_sha256": pp.sha256,
@@ -222,13 +237,12 @@ def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resum
     if n:
         # spread the held-out dates evenly over the held-out period, at varying hours
         pick = held_days[np.linspace(0, held_days.size - 1, n).round().astype(int)]
-        region = Region.parse(eval_region) if eval_region else data_extent(ds)
         scores = heldout_scores(models, ds, pick, region, members=eval_members,
                                 steps=18, seed=seed)
         log(format_heldout(scores))
     desc = (f"{ds.attrs.get('source', 'dataset')[:160]} ({data or 'default'}), "
             f"{train_idx.size} training hours; held out: {held_idx.size} hours, every "
-            f"{round(1 / holdout)}th day (ppviz.training.pp.split_times)")
+            f"{round(1 / holdout)}th day (ppviz.training.pp.split_times){trimmed}")
     card = diffusion_model_card(out.name, model_cfg.to_dict(), train_cfg.to_dict(),
                                 scores or {}, command=command, seconds=seconds, data_desc=desc,
                                 pp_checkpoint=pp.name, pp_sha256=pp.sha256,
@@ -243,7 +257,8 @@ def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resum
         "pp_checkpoint_sha256": pp.sha256,
         "coarse_from": "fine",
         "coarse_pp": "area-weighted 4x4 block mean of the fine PP (encode at 0.25 deg, then coarsen)",
-        "grid": {"res": grid.res, "factor": model_cfg.factor},
+        "grid": {"res": grid.res, "factor": model_cfg.factor, "cells": [grid.nlat, grid.nlon],
+                 "region": extent.slug_or_box},
         "normalisation": {"sigma_data": sigma_data, "target": "fine PP - bilinear(coarse PP)"},
         "training": {**train_cfg.to_dict(), "seconds": round(seconds, 1), "command": command, "data": desc},
         "heldout_scores": {k: v for k, v in (scores or {}).items() if k != "spectra"},

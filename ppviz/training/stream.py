@@ -18,6 +18,7 @@ never enter: only the indices in :attr:`CropSource.times` are drawn.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -62,11 +63,15 @@ class CropSource:
     times : array of int, shape (N,)
         Indices of the training hours in the dataset's ``time`` (held-out ones left out).
     grid : Grid
-        The dataset's fine grid.
+        The fine grid crops are drawn from: the dataset's, or a part of it (the block-aligned
+        part of :func:`ppviz.data.regions.data_extent`, see ``origin``).
     static : array, shape (C, H, W), float32
         Static channels of ``grid`` (:func:`ppviz.diffusion.downscaler.static_channels`).
     encoder : callable
         ``encoder(tp, vimd) -> target``, arrays of any shape in mm/h -> float32 of that shape.
+    origin : (int, int)
+        Row and column of ``grid``'s south-west cell in the dataset (0, 0: the whole dataset);
+        window indices of :func:`read_window` are relative to ``grid``.
     """
 
     data: str | None
@@ -74,6 +79,7 @@ class CropSource:
     grid: Grid
     static: np.ndarray
     encoder: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    origin: tuple[int, int] = (0, 0)
 
     def __post_init__(self):
         self.times = np.asarray(self.times, dtype=np.int64)
@@ -101,14 +107,16 @@ def _reader(data):
 
 def read_window(source: CropSource, t: int, i0: int, j0: int, size_i: int, size_j: int) -> np.ndarray:
     """The encoded target of hour ``t`` (dataset index) on rows ``i0:i0+size_i``, columns
-    ``j0:j0+size_j``; float32 ``(size_i, size_j)``. Reads only the chunks under the window."""
+    ``j0:j0+size_j`` of ``source.grid``; float32 ``(size_i, size_j)``. Reads only the chunks
+    under the window."""
     return source.encoder(*read_raw(source, t, i0, j0, size_i, size_j))
 
 
 def read_raw(source: CropSource, t: int, i0: int, j0: int, size_i: int, size_j: int):
     """tp and vimd (mm/h) of that window; ValueError naming the hour if any is NaN or infinite."""
     reader = _reader(source.data)
-    tp, vimd = reader.read(int(t), i0, j0, size_i, size_j)
+    di, dj = source.origin
+    tp, vimd = reader.read(int(t), di + i0, dj + j0, size_i, size_j)
     if not (np.isfinite(tp).all() and np.isfinite(vimd).all()):
         when = np.datetime_as_string(reader.view.time.values[int(t)], unit="h")
         raise ValueError(f"the training data have NaN or infinite tp/vimd at {when}; fill or drop those times first")
@@ -121,6 +129,24 @@ def sample_fields(source: CropSource, n: int = 64, seed: int = 0) -> np.ndarray:
                                                            replace=False))
     g = source.grid
     return np.stack([read_window(source, source.times[k], 0, 0, g.nlat, g.nlon) for k in pick])
+
+
+def check_crop(crop: int, grid, factor: int, multiple: int, *, where: str = "") -> None:
+    """Refuse a training crop that does not fit ``grid`` (a :class:`ppviz.data.grid.Grid`).
+
+    ``crop`` (fine cells) must be a multiple of the block ``factor`` and of the U-Net's
+    ``multiple`` and at most the grid's smaller side. ``where`` says what the grid is (e.g. "the
+    block-aligned part of the data's 41 x 41 cells"). ValueError names the sizes and the largest
+    crop allowed."""
+    step = math.lcm(factor, multiple)
+    largest = min(grid.nlat, grid.nlon) // step * step
+    what = f"the training grid {grid.nlat} x {grid.nlon}" + (f" ({where})" if where else "")
+    if crop % step:
+        raise ValueError(f"crop {crop} must be a multiple of the block factor {factor} and of {multiple} (U-Net); "
+                         f"{what} allows {step}, {2 * step}, ... up to {largest}")
+    if crop > grid.nlat or crop > grid.nlon:
+        raise ValueError(f"crop {crop} does not fit {what}; the largest crop allowed is {largest}"
+                         if largest else f"crop {crop} does not fit {what}: it holds no crop of {step} x {step}")
 
 
 class CropStream(IterableDataset):
@@ -150,9 +176,7 @@ class CropStream(IterableDataset):
 
     def __init__(self, source: CropSource, crop: int, batch_size: int, factor: int, seed: int, *,
                  start_step: int = 0, rank: int = 0, world: int = 1):
-        g = source.grid
-        if crop % factor or crop > g.nlat or crop > g.nlon:
-            raise ValueError(f"crop {crop} must be a multiple of {factor} and fit the grid {g.nlat}x{g.nlon}")
+        check_crop(crop, source.grid, factor, 1)
         if not 0 <= rank < world or batch_size < world:
             raise ValueError(f"rank {rank} of world {world} cannot share a global batch of {batch_size}")
         self.source, self.crop, self.batch_size, self.factor, self.seed = source, crop, batch_size, factor, seed

@@ -8,11 +8,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from ppviz.serve_probe import liveness_url, wait_for_liveness
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "tests" / "ui" / "screenshots"
@@ -110,17 +111,7 @@ def serve_app(env_extra: dict, log_name: str):
     )
     url = f"http://127.0.0.1:{port}/app"
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"panel serve exited with {proc.returncode}; see {log.name}")
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2)
-                break
-            except Exception:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("panel serve did not come up within 180 s")
+        wait_for_liveness(proc, liveness_url(port), timeout=180, log=log.name, interval=0.5)
         # one plain GET builds a first session (imports, dataset, the start-up run), so that a
         # browser test does not spend its wait on the server's cold start
         urllib.request.urlopen(url, timeout=300).read()

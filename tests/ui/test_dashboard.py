@@ -14,11 +14,20 @@ import numpy as np
 import pytest
 import xarray as xr
 from playwright.sync_api import expect
+from test_era5_sample import ERA5  # the sample's rainy hour and its region
 
 T0 = "2021-01-02T06:00"
 FAST = f"time={T0}&region=sample&members=3&steps=3&seed=0"
 expect.set_options(timeout=60_000)  # a busy 2-core machine: runs and renders take seconds
-PAGES = {0: "downscale", 1: "pseudo_precipitation", 2: "gibbs", 3: "evaluation", 4: "checkpoints"}
+PAGES = {0: "downscale", 1: "pseudo_precipitation", 2: "gibbs", 3: "evaluation", 4: "checkpoints", 5: "data"}
+#: what each page shows once built (besides its maps) and a phrase of its "How to read this" (pages/help.py)
+SHOWS = {0: "Run ensemble", 1: "ks_normal", 2: "spurious drizzle (fraction of cells)", 3: "Evaluate range",
+         4: "Registered checkpoints", 5: None}
+HELP_PHRASE = {0: "should look like rain", 1: "spike at 0", 2: "Where ringing comes from.",
+               3: "a U means too little spread", 4: "settles on large shapes first",
+               5: "Rain falls mostly where VIMD is negative"}
+#: the two datasets every page is opened on: (URL query, screenshot prefix)
+DATASETS = {"synthetic": (FAST, ""), "era5-sample": (ERA5, "era5_")}
 
 
 @pytest.fixture
@@ -44,21 +53,27 @@ def _status(page):
 
 
 @pytest.mark.parametrize("index", sorted(PAGES))
-def test_each_page_loads(tall, app_url, screenshot_dir, index):
+@pytest.mark.parametrize("dataset", sorted(DATASETS))
+def test_each_page_loads(tall, app_url, screenshot_dir, dataset, index):
+    """Every page on both datasets: built, its maps drawn on open, its "How to read this" collapsed
+    and opening on click, no page error. Screenshots: PAGE.png and era5_PAGE.png."""
     page = tall
+    query, prefix = DATASETS[dataset]
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    _open(page, app_url, f"{FAST}&page={index}")
+    _open(page, app_url, f"{query}&page={index}")
     expect(page.get_by_text("could not be built")).to_have_count(0)
-    if index in (0, 1, 2):  # pages with maps at once
+    if index in (0, 1, 2, 5):  # pages with maps at once
         expect(page.locator("canvas").first).to_be_visible()
-        page.wait_for_timeout(2500)  # let Bokeh paint every plot
-    expected = {0: "Run ensemble", 1: "ks_normal", 2: "spurious drizzle (fraction of cells)", 3: "Evaluate range",
-                4: "Registered checkpoints"}[index]
-    expect(page.get_by_text(expected).first).to_be_visible()
+    if SHOWS[index]:
+        expect(page.get_by_text(SHOWS[index]).first).to_be_visible()
     if index == 4:
         expect(page.get_by_role("cell", name="tiny-diffusion-b", exact=True)).to_be_visible()
-    page.screenshot(path=str(screenshot_dir / f"{PAGES[index]}.png"))
+    expect(page.get_by_text(HELP_PHRASE[index]).first).to_be_hidden()  # collapsed
+    page.get_by_text("How to read this").first.click()
+    expect(page.get_by_text(HELP_PHRASE[index]).first).to_be_visible()
+    page.wait_for_timeout(2500)  # let Bokeh paint every plot
+    page.screenshot(path=str(screenshot_dir / f"{prefix}{PAGES[index]}.png"))
     assert not errors
 
 
