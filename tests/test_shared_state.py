@@ -75,7 +75,7 @@ def test_every_page_has_a_collapsed_how_to_read_this():
 
     from pages.help import HELP, how_to_read
 
-    assert set(HELP) == {"downscale", "latent", "gibbs", "evaluation", "checkpoints", "data"}
+    assert set(HELP) == {"downscale", "latent", "gibbs", "evaluation", "checkpoints", "data", "training_runs"}
     card = how_to_read("gibbs")
     assert isinstance(card, pn.Card) and card.collapsed and card.title == "How to read this"
     assert "Gibbs" in HELP["gibbs"] and "PP" in HELP["gibbs"]
