@@ -107,3 +107,20 @@ def test_the_default_checkpoint_ships_its_evaluation_and_training_curves():
     assert log["step"][0] == 50 and log["step"].size == 40
     assert log["loss"][-1] < log["loss"][0] / 2  # it learned
     assert "lr" not in log and "seconds" not in log
+
+
+def test_inputs_of_an_hour_are_computed_once_and_kept_per_dataset_hour_region():
+    """Pages of a new session ask for the same hour's inputs: the second ask is the kept object;
+    another hour, region or dataset object is computed anew."""
+    from ppviz.views import cache as M
+
+    ds = M.dataset()
+    region = M.parse_region(M.first_region(ds))
+    t0, t1 = ds.time.values[5], ds.time.values[6]
+    a = M.inputs(ds, t0, region)
+    assert M.inputs(ds, t0, region) is a
+    assert M.inputs(ds, t1, region) is not a
+    other = ds.copy()  # same values, another dataset object: not served from the first one's entry
+    b = M.inputs(other, t0, region)
+    assert b is not a
+    np.testing.assert_array_equal(b.coarse_pp, a.coarse_pp)

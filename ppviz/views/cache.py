@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
@@ -262,17 +263,35 @@ def pp_only_models(pp_name: str | None = None):
                   diffusion_sha256="")
 
 
+_inputs: "OrderedDict[tuple, tuple]" = OrderedDict()  # key -> (dataset, CoarseInput), least recent first
+INPUTS_CACHED = 32
+
+
 def inputs(ds: xr.Dataset, time, region: Region, checkpoint: str | None = None, pp_name: str | None = None,
            coarse_from: str = "fine"):
     """:class:`ppviz.pipeline.CoarseInput` (coarse tp and PP, fine truth) of one hour.
 
     With a diffusion ``checkpoint`` its models make the inputs (so they match what it is
-    conditioned on); without, the PP model ``pp_name`` alone.
+    conditioned on); without, the PP model ``pp_name`` alone. The last :data:`INPUTS_CACHED`
+    are kept (shared by the sessions, read only): every page of a new session asks for the
+    same hour, and encoding it again cost a landing page ~0.4 s.
     """
     from ppviz.pipeline import coarse_input
 
     models = load_models(checkpoint, pp_name) if checkpoint else pp_only_models(pp_name)
-    return coarse_input(models, ds, time, region, coarse_from)
+    # the inputs depend on the PP model only (its weights, by hash), not on the diffusion model
+    key = (id(ds), pd.Timestamp(time), region, models.pp_sha256, coarse_from)
+    with _lock:
+        held = _inputs.get(key)
+        if held is not None and held[0] is ds:  # the same dataset object, not a reused id
+            _inputs.move_to_end(key)
+            return held[1]
+    out = coarse_input(models, ds, time, region, coarse_from)
+    with _lock:
+        _inputs[key] = (ds, out)
+        while len(_inputs) > INPUTS_CACHED:
+            _inputs.popitem(last=False)
+    return out
 
 
 def region_fields(ds: xr.Dataset, time, region: Region, dtype=np.float32):
