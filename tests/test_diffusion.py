@@ -37,6 +37,7 @@ from ppviz.training.diffusion_loop import (
     draw_crops,
     load_ema_model,
     read_log,
+    steps_reached,
     train_diffusion,
 )
 from ppviz.models.unet import UNet, UNetConfig, count_parameters, pad_to_multiple
@@ -407,3 +408,23 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     log_b = read_log(tmp_path / "b" / "train_log.jsonl")
     assert [r["step"] for r in log_b] == list(range(1, 7))
     assert [r["loss"] for r in log_b] == [r["loss"] for r in log_a]
+
+
+def test_time_limit_stops_saves_and_resume_continues_bit_for_bit(tmp_path):
+    """max_seconds=0 stops after the first step with a state there; --resume then ends exactly
+    where an uninterrupted run ends (the limit only cuts the run into sessions)."""
+    pp, static = _toy_data(4)
+    mcfg = DownscalerConfig(unet=TINY, sigma_data=0.5)
+    cfg = DiffusionTrainConfig(steps=5, crop=16, batch_size=4, lr=1e-3, lr_warmup_steps=2, log_every=1,
+                               ckpt_every=5, seed=3)
+    full = train_diffusion(pp, static, TOY_GRID, cfg, tmp_path / "a", model_config=mcfg, progress=False)
+    cut = train_diffusion(pp, static, TOY_GRID, cfg, tmp_path / "b", model_config=mcfg, progress=False,
+                          max_seconds=0.0)
+    assert steps_reached(tmp_path / "b") == 1
+    log = read_log(tmp_path / "b" / "train_log.jsonl")
+    assert log[-1]["stopped"] == "time limit" and log[-1]["step"] == 1
+    assert not all(torch.equal(a, b) for a, b in zip(full.state_dict().values(), cut.state_dict().values()))
+    resumed = train_diffusion(pp, static, TOY_GRID, cfg, tmp_path / "b", resume=True, progress=False)
+    assert steps_reached(tmp_path / "b") == 5
+    for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), k

@@ -95,3 +95,16 @@ def test_crops_that_do_not_fit_the_trimmed_grid_are_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "crop 18 must be a multiple of the block factor 4 and of 2 (U-Net)" in err and "up to 40" in err
     assert not (tmp_path / "big").exists() and not (tmp_path / "odd").exists()
+
+
+def test_max_minutes_writes_the_checkpoint_of_the_step_reached(tmp_path, capsys):
+    out = tmp_path / "edm-cut"
+    # a limit of 0.6 ms: the first step is past it (the stream loader's first batch takes longer)
+    assert _train(SHIPPED, out, "--loader", "stream", "--steps", "40", "--max-minutes", "0.00001") == 0
+    cap = capsys.readouterr()
+    assert "time limit: stopped at step 1 of 40 (--resume continues)" in cap.out
+    training = json.loads((out / "config.json").read_text())["extra"]["training"]
+    assert training["steps"] == 1 and training["planned_steps"] == 40 and training["stopped"] == "time limit"
+    for bad in ("0", "-1", "nan"):
+        assert _train(SHIPPED, tmp_path / f"bad{bad}", "--max-minutes", bad) == 2
+        assert f"--max-minutes {float(bad)} must be a number of minutes > 0" in capsys.readouterr().err

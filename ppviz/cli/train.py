@@ -51,6 +51,8 @@ def _cmd_train_diffusion(args) -> int:
                                 ("--snapshot-hours", args.snapshot_hours, 1, 100),
                                 ("--snapshot-seeds", args.snapshot_seeds, 1, 16)):
         check_range(name, value, lo, hi)
+    if args.max_minutes is not None and not 0 < args.max_minutes <= 10**6:
+        raise UserError(f"--max-minutes {args.max_minutes} must be a number of minutes > 0")
     try:
         mult = tuple(int(x) for x in args.channel_mult.split(","))
     except ValueError:
@@ -63,7 +65,7 @@ def _cmd_train_diffusion(args) -> int:
         eval_region=args.eval_region, default=args.default, command=command_line(args), loader=args.loader,
         workers=args.workers, amp=not args.no_amp, compile=args.compile, log_every=args.log_every,
         ckpt_every=args.ckpt_every, snapshot_every=args.snapshot_every, snapshot_hours=args.snapshot_hours,
-        snapshot_seeds=args.snapshot_seeds)
+        snapshot_seeds=args.snapshot_seeds, max_minutes=args.max_minutes)
     return 0
 
 
@@ -157,6 +159,9 @@ def add_parsers(sub) -> None:
     td.add_argument("--snapshot-seeds", type=int, default=1, help="seeds each snapshot is scored with")
     td.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA (it is never used on the CPU)")
     td.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA only)")
+    td.add_argument("--max-minutes", type=float, default=None,
+                    help="stop training after this many minutes (wall clock), then score and write the checkpoint "
+                         "of the step reached; --resume continues towards --steps")
     td.add_argument("--default", action="store_true", help="mark as the default diffusion checkpoint")
     td.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
     td.set_defaults(func=_cmd_train_diffusion)

@@ -184,6 +184,7 @@ def train_diffusion(
     progress: bool = True,
     log_path: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
+    max_seconds: float | None = None,
 ) -> Downscaler:
     """Train the EDM downscaler on random crops; returns the EMA model.
 
@@ -210,6 +211,11 @@ def train_diffusion(
         JSON-lines log (default ``out_dir / "train_log.jsonl"``); appended to on resume.
     device : str or torch.device, optional
         Default: CUDA when available, else CPU.
+    max_seconds : float, optional
+        Wall-clock budget of this session's steps: the loop stops at the first step past it,
+        saves the resume state there and logs ``{"step", "stopped": "time limit"}``; the returned
+        EMA is the model of that step (:func:`steps_reached` reads it back). ``--resume`` goes on
+        towards ``config.steps``.
 
     Returns
     -------
@@ -235,7 +241,8 @@ def train_diffusion(
         return pp_fine.shape[0], pp_fine[sub]
 
     with torch.random.fork_rng(devices=[]):
-        return _train_loop(batches, facts, grid, config, out, log_file, model_config, state, device, progress)
+        return _train_loop(batches, facts, grid, config, out, log_file, model_config, state, device, progress,
+                           max_seconds=max_seconds)
 
 
 def train_diffusion_stream(
@@ -253,6 +260,7 @@ def train_diffusion_stream(
     amp: bool = True,
     compile: bool = False,
     callback=None,
+    max_seconds: float | None = None,
 ) -> Downscaler:
     """:func:`train_diffusion` on crops read lazily from disk (:mod:`ppviz.training.stream`).
 
@@ -273,7 +281,7 @@ def train_diffusion_stream(
         ``torch.compile`` the model's loss; CUDA only (ValueError on the CPU).
     callback : callable, optional
         ``callback(step, ema)`` on the writer after every step and its log line (snapshots).
-    config, out_dir, model_config, resume, progress, log_path, device
+    config, out_dir, model_config, resume, progress, log_path, device, max_seconds
         As for :func:`train_diffusion`. The batch of step ``s`` depends only on ``config.seed``
         and ``s``; the numpy RNG of the state is unused.
 
@@ -310,7 +318,8 @@ def train_diffusion_stream(
 
     with torch.random.fork_rng(devices=[]):
         return _train_loop(batches, facts, grid, config, out, log_file, model_config, state, device,
-                           progress and dist.writer, dist=dist, amp=amp, compile=compile, callback=callback)
+                           progress and dist.writer, dist=dist, amp=amp, compile=compile, callback=callback,
+                           max_seconds=max_seconds)
 
 
 def _prepare(static, grid, config, out_dir, model_config, resume, log_path, device):
@@ -365,7 +374,7 @@ class _Loss(torch.nn.Module):
 
 
 def _train_loop(batches, facts, grid, config, out, log_file, model_config, state, device, progress, *,
-                dist=None, amp=False, compile=False, callback=None) -> Downscaler:
+                dist=None, amp=False, compile=False, callback=None, max_seconds=None) -> Downscaler:
     """The EDM loop. ``batches(start_step, np_rng)`` iterates ``(fine, coarse, static)`` batches
     (numpy or torch); ``facts()`` gives the number of training hours and a sample of target fields
     ``(n, H, W)`` for ``train_config.json``. The caller's global torch RNG is left alone: this runs
@@ -428,6 +437,7 @@ def _train_loop(batches, facts, grid, config, out, log_file, model_config, state
     if compile:
         loss_fn = torch.compile(loss_fn)
     use_amp = bool(amp) and device.type == "cuda"
+    model_params, ema_params = list(model.parameters()), list(ema.parameters())
 
     t0 = time.perf_counter()
     window: list[float] = []
@@ -459,21 +469,33 @@ def _train_loop(batches, facts, grid, config, out, log_file, model_config, state
                 halflife = min(halflife, step * config.ema_rampup_ratio)
             beta = 0.5 ** (1.0 / max(halflife, 1e-8))
             with torch.no_grad():
-                for p_ema, p in zip(ema.parameters(), model.parameters()):
-                    p_ema.copy_(p.detach().lerp(p_ema, beta))
-            window.append(dist.mean(loss.detach()))
+                # one fused kernel per list instead of one per tensor (the GPU is launch-bound here)
+                torch._foreach_copy_(ema_params, torch._foreach_lerp(model_params, ema_params, beta))
+            # kept on the device: a float() here would wait for the GPU every step
+            window.append(loss.detach().float())
             bar.update(1)
-            if (step % config.log_every == 0 or step == config.steps) and dist.writer:
-                rec = {"step": step, "loss": float(np.mean(window)), "lr": lr,
+            log_now = step % config.log_every == 0 or step == config.steps
+            if log_now:
+                mean_loss = dist.mean(torch.stack(window).mean())  # every rank joins the all-reduce
+                window.clear()
+            if log_now and dist.writer:
+                rec = {"step": step, "loss": mean_loss, "lr": lr,
                        "seconds": round(seconds0 + time.perf_counter() - t0, 3)}
                 with open(log_file, "a") as f:
                     f.write(json.dumps(rec) + "\n")
                 bar.set_postfix(loss=f"{rec['loss']:.4f}")
-                window.clear()
             if callback is not None and dist.writer:
                 callback(step, ema)
-            if step % config.ckpt_every == 0 or step == config.steps:
+            out_of_time = max_seconds is not None and _agreed(dist, time.perf_counter() - t0 >= max_seconds,
+                                                              every=config.log_every, step=step)
+            if step % config.ckpt_every == 0 or step == config.steps or out_of_time:
                 save(seconds0 + time.perf_counter() - t0)
+            if out_of_time and step < config.steps:
+                if dist.writer:
+                    with open(log_file, "a") as f:
+                        f.write(json.dumps({"step": step, "stopped": "time limit", "max_seconds": max_seconds,
+                                            "seconds": round(seconds0 + time.perf_counter() - t0, 3)}) + "\n")
+                break
     finally:
         bar.close()
         del it  # a DataLoader's workers stop here
@@ -481,6 +503,21 @@ def _train_loop(batches, facts, grid, config, out, log_file, model_config, state
         dist = Dist()  # steps == 0: still leave a loadable state (the writer alone, no barrier)
         save(0.0)
     return copy.deepcopy(ema).cpu().eval()
+
+
+def _agreed(dist, flag: bool, *, every: int, step: int) -> bool:
+    """``flag`` of this process (one process), or whether any rank raised it, asked on every
+    ``every``-th step only (all ranks then stop at the same step)."""
+    if dist.world == 1:
+        return bool(flag)
+    if step % max(every, 1):
+        return False
+    return dist.mean(torch.tensor(float(flag))) > 0
+
+
+def steps_reached(out_dir: str | os.PathLike) -> int:
+    """The step of the resume state in ``out_dir`` (below ``train_config.steps`` after a time limit)."""
+    return int(json.loads((Path(out_dir) / STATE_JSON).read_text())["step"])
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -91,7 +92,7 @@ def train_diffusion_checkpoint(out, *, data=None, pp_checkpoint=None, target: st
                                default: bool = False, command: str = "", log=print, loader: str = "stream",
                                workers: int = 2, amp: bool = True, compile: bool = False, log_every: int = 50,
                                ckpt_every: int | None = None, snapshot_every: int = 0, snapshot_hours: int = 2,
-                               snapshot_seeds: int = 1) -> Path:
+                               snapshot_seeds: int = 1, max_minutes: float | None = None) -> Path:
     """Train the EDM diffusion downscaler on the PP (``target="pp"``) or on transformed tp (``"tp"``,
     the no-PP control of :mod:`ppviz.tp_target`) of ``data``, score it on ``eval_dates`` held-out
     dates and write the checkpoint ``out`` with its model card; the resumable training state goes to
@@ -102,7 +103,9 @@ def train_diffusion_checkpoint(out, *, data=None, pp_checkpoint=None, target: st
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every process trains its shard of each batch with
     DistributedDataParallel (:mod:`ppviz.training.distributed`, stream loader only) and rank 0
     alone scores, writes the checkpoint and logs. ``amp``: bf16 autocast on CUDA; ``compile``:
-    ``torch.compile`` (CUDA only). Returns the checkpoint path."""
+    ``torch.compile`` (CUDA only). ``max_minutes``: stop training after that much wall-clock
+    time (then score and write the checkpoint of the step reached; its card says so, and
+    ``--resume`` goes on towards ``steps``). Returns the checkpoint path."""
     from ppviz.training.distributed import init_from_env, shutdown
 
     if loader not in ("stream", "memory"):
@@ -120,7 +123,8 @@ def train_diffusion_checkpoint(out, *, data=None, pp_checkpoint=None, target: st
                                 default=default, command=command, log=log if dist.writer else (lambda *a: None),
                                 loader=loader, workers=workers, amp=amp, compile=compile, log_every=log_every,
                                 ckpt_every=ckpt_every, snapshot_every=snapshot_every,
-                                snapshot_hours=snapshot_hours, snapshot_seeds=snapshot_seeds)
+                                snapshot_hours=snapshot_hours, snapshot_seeds=snapshot_seeds,
+                                max_seconds=None if max_minutes is None else 60.0 * max_minutes)
         ok = True
         return path
     finally:
@@ -130,7 +134,7 @@ def train_diffusion_checkpoint(out, *, data=None, pp_checkpoint=None, target: st
 def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resume, overwrite, steps, batch, crop,
                      lr, base_channels, channel_mult, blocks, sigma_data, seed, holdout, eval_dates, eval_members,
                      eval_region, default, command, log, loader, workers, amp, compile, log_every,
-                     ckpt_every, snapshot_every, snapshot_hours, snapshot_seeds) -> Path:
+                     ckpt_every, snapshot_every, snapshot_hours, snapshot_seeds, max_seconds) -> Path:
     import time
 
     import torch
@@ -204,7 +208,8 @@ def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resum
     region = Region.parse(eval_region) if eval_region else extent  # held-out scores and snapshots
     t0 = time.perf_counter()
     if loader == "memory":
-        ema = train_diffusion(pp_fine, static, grid, train_cfg, state_dir, model_config=model_cfg, resume=resume)
+        ema = train_diffusion(pp_fine, static, grid, train_cfg, state_dir, model_config=model_cfg, resume=resume,
+                              max_seconds=max_seconds)
         del pp_fine
     else:
         callback = None
@@ -218,12 +223,16 @@ def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resum
                                                                      "target": target, "coarse_from": "fine"})
         ema = train_diffusion_stream(source, train_cfg, state_dir, model_config=model_cfg, resume=resume,
                                      workers=workers, dist=dist, amp=amp, compile=compile, progress=dist.writer,
-                                     callback=callback)
+                                     callback=callback, max_seconds=max_seconds)
     if not dist.writer:
         return Path(out)  # rank 0 scores and writes the checkpoint
     seconds = time.perf_counter() - t0
-    from ppviz.training.diffusion_loop import read_log
+    from ppviz.training.diffusion_loop import read_log, steps_reached
 
+    planned, reached = train_cfg.steps, steps_reached(state_dir)
+    if reached < planned:  # stopped by the time limit: the card and config give the steps trained
+        train_cfg = dataclasses.replace(train_cfg, steps=reached)
+        log(f"time limit: stopped at step {reached} of {planned} (--resume continues)")
     timed = [r for r in read_log(state_dir / "train_log.jsonl") if "seconds" in r]
     if timed:
         seconds = max(seconds, float(timed[-1]["seconds"]))
@@ -260,7 +269,8 @@ def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resum
         "grid": {"res": grid.res, "factor": model_cfg.factor, "cells": [grid.nlat, grid.nlon],
                  "region": extent.slug_or_box},
         "normalisation": {"sigma_data": sigma_data, "target": "fine PP - bilinear(coarse PP)"},
-        "training": {**train_cfg.to_dict(), "seconds": round(seconds, 1), "command": command, "data": desc},
+        "training": {**train_cfg.to_dict(), "seconds": round(seconds, 1), "command": command, "data": desc,
+                     **({"planned_steps": planned, "stopped": "time limit"} if reached < planned else {})},
         "heldout_scores": {k: v for k, v in (scores or {}).items() if k != "spectra"},
         "heldout_spectra": (scores or {}).get("spectra"),
         "default": bool(default),
@@ -296,7 +306,6 @@ def distill_checkpoint(teacher, out, *, data=None, teacher_steps: int = 16, roun
     card and ``training_log.jsonl``. Each finished round's weights go to ``state_dir`` (default
     ``.OUT.distill`` beside ``out``); a rerun resumes after the last finished round. Returns the
     checkpoint path."""
-    import dataclasses
     import shutil
     import time
 
