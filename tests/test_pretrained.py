@@ -20,23 +20,26 @@ KEYS = ("wet_relative_mae", "dry_decoded_below_0.05", "dry_spearman_pp_negvimd")
 
 def test_shipped_checkpoints_are_registered_defaults_and_small():
     assert default_checkpoint("pp") == "pp-mlp-v1"
-    assert default_checkpoint("diffusion") == "edm-pp-v1"
+    assert default_checkpoint("diffusion") == "edm-pp-v2"
     shipped = {i.name for i in list_checkpoints() if i.ok}
-    assert {"pp-mlp-v1", "edm-pp-v1"} <= shipped
+    assert {"pp-mlp-v1", "edm-pp-v1", "edm-tp-v1", "edm-pp-v2", "edm-tp-v2"} <= shipped
     size = sum(f.stat().st_size for f in (REPO / "pretrained").rglob("*") if f.is_file())
     assert size < 30e6, f"pretrained/ is {size / 1e6:.1f} MB; the limit is 30 MB"
-    for name in ("pp-mlp-v1", "edm-pp-v1"):
+    for name in ("pp-mlp-v1", "edm-pp-v1", "edm-pp-v2", "edm-tp-v2"):
         card = (REPO / "pretrained" / name / "MODEL_CARD.md").read_text()
         assert "command:" in card and "Held-out" in card
 
 
-def test_diffusion_records_the_pp_model_it_was_trained_with():
-    dif = load_checkpoint("edm-pp-v1")
+@pytest.mark.parametrize("name", ["edm-pp-v1", "edm-pp-v2", "edm-tp-v2"])
+def test_diffusion_records_the_pp_model_it_was_trained_with(name):
+    dif = load_checkpoint(name)
     pp = load_checkpoint("pp-mlp-v1")
     assert dif.extra["pp_checkpoint"] == "pp-mlp-v1"
     assert dif.extra["pp_checkpoint_sha256"] == pp.sha256
-    assert dif.extra["heldout_scores"]["spectrum_within_factor_1.5"]
     assert dif.extra["heldout_scores"]["crps_below_bicubic_mae"]
+    # the PP models keep the 50-200 km spectrum within a factor 1.5; the TP control v2 does not
+    # (min ratio 0.62 on its held-out dates: its card says so)
+    assert dif.extra["heldout_scores"]["spectrum_within_factor_1.5"] == (name != "edm-tp-v2")
 
 
 def test_shipped_pp_meets_its_targets_on_synthetic_hours():

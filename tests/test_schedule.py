@@ -17,7 +17,7 @@ from ppviz.pipeline import Models, downscale_time
 from ppviz.request import MAX_STEPS, DownscaleRequest, checkpoint_schedule
 from ppviz.training.pp import split_times
 
-SHIPPED = ("edm-pp-v1", "edm-tp-v1")
+SHIPPED = ("edm-pp-v1", "edm-tp-v1", "edm-pp-v2", "edm-tp-v2")
 
 
 def test_schedule_round_trips_and_refuses_bad_values():

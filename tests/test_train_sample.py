@@ -108,3 +108,6 @@ def test_max_minutes_writes_the_checkpoint_of_the_step_reached(tmp_path, capsys)
     for bad in ("0", "-1", "nan"):
         assert _train(SHIPPED, tmp_path / f"bad{bad}", "--max-minutes", bad) == 2
         assert f"--max-minutes {float(bad)} must be a number of minutes > 0" in capsys.readouterr().err
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "stopped by the time limit (--max-minutes) at step 1 of the 40 planned" in card
+    assert "on the CPU (" in card  # the hardware it trained on, not a fixed text

@@ -93,18 +93,22 @@ def test_cell_index_finds_the_cell_and_refuses_points_outside():
         T.cell_index(region, 60.0, 5.0)
 
 
-def test_the_default_checkpoint_ships_its_evaluation_and_training_curves():
-    """pretrained/edm-pp-v1 carries a held-out `ppviz evaluate` directory and its training log."""
+@pytest.mark.parametrize("name, log_every, records", [("edm-pp-v1", 50, 40), ("edm-pp-v2", 100, 48)])
+def test_the_default_checkpoint_ships_its_evaluation_and_training_curves(name, log_every, records):
+    """pretrained/edm-pp-v2 (the default) and edm-pp-v1 carry a held-out `ppviz evaluate`
+    directory and their training logs."""
+    from ppviz.checkpoints import default_checkpoint
     from ppviz.views import curves as C
     from ppviz.views import evaluation as E
 
-    res = E.shipped_evaluation("edm-pp-v1")
+    assert default_checkpoint("diffusion") == "edm-pp-v2"
+    res = E.shipped_evaluation(name)
     assert res is not None and "shipped with the checkpoint" in res.source
     assert res.scalars["n_times"] == 6 and res.scalars["n_members"] == 4
     assert res.settings["region"] == "sample"
     assert {"spectrum", "rank_histogram"} <= set(res.curves.data_vars)
-    log = C.training_curves("edm-pp-v1")
-    assert log["step"][0] == 50 and log["step"].size == 40
+    log = C.training_curves(name)
+    assert log["step"][0] == log_every and log["step"].size == records
     assert log["loss"][-1] < log["loss"][0] / 2  # it learned
     assert "lr" not in log and "seconds" not in log
 

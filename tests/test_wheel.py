@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = ("edm-pp-v1", "edm-tp-v1", "pp-mlp-v1")
+SHIPPED = ("edm-pp-v1", "edm-tp-v1", "edm-pp-v2", "edm-tp-v2", "pp-mlp-v1")
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "MODEL_CARD.md", "training_log.jsonl")
 
 pytestmark = pytest.mark.timeout(300)
@@ -160,10 +160,10 @@ def test_downscale_runs_on_the_shipped_checkpoints(venv, tmp_path):
     with xr.open_dataset(out) as ds:
         attrs = dict(ds.attrs)
         assert ds.sizes["member"] == 2
-    assert attrs["diffusion_checkpoint"] == "edm-pp-v1" and attrs["pp_checkpoint"] == "pp-mlp-v1"
+    assert attrs["diffusion_checkpoint"] == "edm-pp-v2" and attrs["pp_checkpoint"] == "pp-mlp-v1"
     # the very weights of the checkout's pretrained/, read from the installed copy
     installed = venv["purelib"] / "ppviz" / "pretrained"
-    for name in ("edm-pp-v1", "pp-mlp-v1"):
+    for name in ("edm-pp-v2", "pp-mlp-v1"):
         assert _sha256(installed / name / "model.safetensors") == _sha256(REPO / "pretrained" / name / "model.safetensors")
 
 

@@ -5,6 +5,18 @@ from __future__ import annotations
 from ppviz.metrics.pp import PP_TARGETS
 
 
+def hardware_text() -> str:
+    """Where this process trains, for a card's "took ... on" line: the CUDA device's name, or the
+    CPU and its core count."""
+    import os
+
+    import torch
+
+    if torch.cuda.is_available():
+        return f"one {torch.cuda.get_device_name(0)} GPU"
+    return f"the CPU ({os.cpu_count()} cores)"
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4f}"
@@ -64,7 +76,7 @@ across the rain edge. The first {train.get('warmup_fraction', 0):.0%} of the ste
   ordering terms are computed within each dataset's share (weighted by the shares).
 - {train['steps']} Adam steps of {train['batch']} cells, one-cycle learning rate up to {train['lr']},
   seed {train['seed']}; batch shares per dataset: {train.get('shares')}.
-- took {seconds:.0f} s on this machine's CPU (2 cores).
+- took {seconds:.0f} s on {hardware_text()}.
 - command: `{command}`
 
 ## Held-out scores
@@ -155,7 +167,7 @@ other step count or sampler is refused with a message naming the allowed ones.
 - batch {config['batch_size']} random {config['crop']} x {config['crop']} crops of the training hours, Adam lr
   {config['lr']} decayed linearly to 0 in each round, seed {config['seed']}; {n_params / 1e6:.2f} M parameters.
 - data: {data_desc}
-- took {seconds / 60:.1f} min on this machine's CPU (2 cores, shared).
+- took {seconds / 60:.1f} min on {hardware_text()}.
 - command: `{command}`
 
 ## Its curve next to the teacher's

@@ -131,9 +131,14 @@ def schedule_text(schedule: dict | None, train_config: dict) -> str:
 
 def diffusion_model_card(name: str, model_config: dict, train_config: dict, scores: dict, *, command: str,
                          seconds: float, data_desc: str, pp_checkpoint: str, pp_sha256: str,
-                         n_params: int) -> str:
-    """The MODEL_CARD.md of a diffusion downscaler checkpoint."""
+                         n_params: int, planned_steps: int | None = None) -> str:
+    """The MODEL_CARD.md of a diffusion downscaler checkpoint; ``planned_steps``: the steps asked
+    for when a time limit stopped training earlier (``train_config["steps"]`` is the step reached)."""
+    from ppviz.training.cards import hardware_text
+
     u = model_config["unet"]
+    stopped = (f", stopped by the time limit (--max-minutes) at step {train_config['steps']} of the "
+               f"{planned_steps} planned" if planned_steps and planned_steps > train_config["steps"] else "")
     r = scores
     band = f"{r['spectral_band_km'][0]:g}-{r['spectral_band_km'][1]:g} km"
     rows = "\n".join(
@@ -173,7 +178,7 @@ attention {u['attention']}; {n_params / 1e6:.2f} M parameters. EDM preconditioni
 - {train_config['steps']} Adam steps, batch {train_config['batch_size']} random {train_config['crop']} x {train_config['crop']}
   crops on the 4 x 4 block lattice, lr {train_config['lr']} (warm-up {train_config['lr_warmup_steps']} steps),
   EMA half-life {train_config['ema_halflife_steps']} steps, seed {train_config['seed']}.
-- took {seconds / 60:.1f} min on this machine's CPU (2 cores).
+- took {seconds / 60:.1f} min on {hardware_text()}{stopped}.
 - command: `{command}`
 
 ## Held-out scores

@@ -185,6 +185,8 @@ def train_diffusion(
     log_path: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
     max_seconds: float | None = None,
+    amp: bool = False,
+    compile: bool = False,
 ) -> Downscaler:
     """Train the EDM downscaler on random crops; returns the EMA model.
 
@@ -216,6 +218,9 @@ def train_diffusion(
         saves the resume state there and logs ``{"step", "stopped": "time limit"}``; the returned
         EMA is the model of that step (:func:`steps_reached` reads it back). ``--resume`` goes on
         towards ``config.steps``.
+    amp, compile : bool
+        bf16 autocast of the forward pass and ``torch.compile`` of the loss, on CUDA only (amp is
+        ignored on the CPU; compile there raises ValueError).
 
     Returns
     -------
@@ -228,6 +233,7 @@ def train_diffusion(
         raise ValueError(f"pp_fine must be (T, {grid.nlat}, {grid.nlon}) on the grid, got {pp_fine.shape}")
     if not np.isfinite(pp_fine).all():
         raise ValueError("pp_fine has NaN or infinite values; fill or drop those times first")
+    _check_compile(compile, device)
     out, log_file, device, state, model_config = _prepare(static, grid, config, out_dir, model_config, resume,
                                                           log_path, device)
     factor = model_config.factor
@@ -242,7 +248,7 @@ def train_diffusion(
 
     with torch.random.fork_rng(devices=[]):
         return _train_loop(batches, facts, grid, config, out, log_file, model_config, state, device, progress,
-                           max_seconds=max_seconds)
+                           amp=amp, compile=compile, max_seconds=max_seconds)
 
 
 def train_diffusion_stream(
@@ -298,8 +304,7 @@ def train_diffusion_stream(
         raise ValueError(f"batch {config.batch_size} cannot be split evenly over {dist.world} processes; "
                          f"choose a multiple of {dist.world}")
     device = device or dist.device
-    if compile and torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type != "cuda":
-        raise ValueError("--compile needs a CUDA device; on the CPU train without it")
+    _check_compile(compile, device)
     grid = source.grid
     out, log_file, device, state, model_config = _prepare(source.static, grid, config, out_dir, model_config,
                                                           resume, log_path, device)
@@ -320,6 +325,11 @@ def train_diffusion_stream(
         return _train_loop(batches, facts, grid, config, out, log_file, model_config, state, device,
                            progress and dist.writer, dist=dist, amp=amp, compile=compile, callback=callback,
                            max_seconds=max_seconds)
+
+
+def _check_compile(compile: bool, device) -> None:
+    if compile and torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type != "cuda":
+        raise ValueError("--compile needs a CUDA device; on the CPU train without it")
 
 
 def _prepare(static, grid, config, out_dir, model_config, resume, log_path, device):

@@ -209,7 +209,7 @@ def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resum
     t0 = time.perf_counter()
     if loader == "memory":
         ema = train_diffusion(pp_fine, static, grid, train_cfg, state_dir, model_config=model_cfg, resume=resume,
-                              max_seconds=max_seconds)
+                              max_seconds=max_seconds, amp=amp, compile=compile)
         del pp_fine
     else:
         callback = None
@@ -255,7 +255,8 @@ def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resum
     card = diffusion_model_card(out.name, model_cfg.to_dict(), train_cfg.to_dict(),
                                 scores or {}, command=command, seconds=seconds, data_desc=desc,
                                 pp_checkpoint=pp.name, pp_sha256=pp.sha256,
-                                n_params=sum(p.numel() for p in ema.parameters())) if scores else None
+                                n_params=sum(p.numel() for p in ema.parameters()),
+                                planned_steps=planned) if scores else None
     if card is not None and transform is not None:
         from ppviz.tp_target import tp_target_model_card
 

@@ -125,8 +125,8 @@ _NOT_LOSSES = ("step", "lr", "seconds", "epoch")
 def training_curves(name: str) -> dict[str, np.ndarray] | None:
     """The training log of the registered checkpoint ``name`` as curves: ``step`` (n,) and each
     logged loss term (n,) (``loss`` first; ``lr``, ``seconds`` left out); None when the
-    checkpoint has no ``training_log.jsonl``. Lines that are not JSON objects with a step are
-    skipped; a term missing on a line is NaN there."""
+    checkpoint has no ``training_log.jsonl``. Lines that are not JSON objects with a step, and
+    event lines (snapshots, a time-limit stop), are skipped; a term missing on a line is NaN there."""
     import json
 
     from ppviz.checkpoints import resolve_checkpoint
@@ -140,7 +140,7 @@ def training_curves(name: str) -> dict[str, np.ndarray] | None:
             row = json.loads(line)
         except ValueError:
             continue
-        if isinstance(row, dict) and isinstance(row.get("step"), (int, float)):
+        if isinstance(row, dict) and isinstance(row.get("step"), (int, float)) and not {"event", "stopped"} & set(row):
             rows.append(row)
     if not rows:
         return None
