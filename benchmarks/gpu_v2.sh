@@ -66,7 +66,9 @@ log "smoke: $RATE steps/s alone ${AMP:-with bf16 autocast}"
         --eval-members 2 --log-every 20 --compile $AMP > "$L/compile.log" 2>&1 \
         && echo "torch.compile run: OK ($(tail -c 300 "$W/.compiled.train/train_log.jsonl" | tail -1))" \
         || echo "torch.compile run: FAILED: $(grep -v '^\s*$' "$L/compile.log" | tail -3)"
-    $PY -m ppviz export onnx edm-pp-v1 --out "$W/edm-pp-v1-onnx" > /dev/null 2>&1 && $PY - "$W/edm-pp-v1-onnx" <<'EOF'
+    $PY -m ppviz export onnx edm-pp-v1 --out "$W/edm-pp-v1-onnx" > "$L/onnx-export.log" 2>&1 \
+        || echo "ONNX export: FAILED: $(grep -v '^\s*$' "$L/onnx-export.log" | tail -3)"
+    [ -d "$W/edm-pp-v1-onnx" ] && $PY - "$W/edm-pp-v1-onnx" <<'EOF'
 import sys, time
 import numpy as np, onnxruntime as ort
 from ppviz.data.regions import Region

@@ -1,8 +1,8 @@
 """PP diffusion vs TP diffusion vs bicubic vs PP-bicubic on held-out synthetic dates: the results table.
 
 The paper's central claim as an experiment: the same EDM downscaler (architecture, data, crops,
-steps, sampler) trained on PP (``edm-pp-v1``) and on a transform of tp without PP
-(``edm-tp-v1``, :mod:`ppviz.tp_target`), scored on the same held-out times against the same
+steps, sampler) trained on PP (``edm-pp-v2`` by default; ``--pp-model``) and on a transform of tp
+without PP (``edm-tp-v2``; ``--tp-model``, :mod:`ppviz.tp_target`), scored on the same held-out times against the same
 truth, beside the deterministic bicubic (tp) and PP-bicubic baselines.
 
 Held-out times: the days :func:`ppviz.training.pp.split_times` (fraction 0.2) holds out of the
@@ -15,8 +15,8 @@ decoded, at the 1 deg scale).
 
 Usage (repository root)::
 
-    .venv/bin/python benchmarks/results_table.py --dates 30 --regions alps,british-isles \\
-        --members 4 --steps 18 --out benchmarks/results.md [--keep DIR]
+    .venv/bin/python benchmarks/results_table.py --dates 60 --regions alps,british-isles \\
+        --members 4 --steps 18 --out benchmarks/results.md [--keep DIR] [--pp-model edm-pp-v1 --tp-model edm-tp-v1]
 
 ``--keep DIR`` also writes each run's ``ppviz downscale``-style output (``DIR/<region>-<model>.nc``)
 for ``ppviz evaluate``.
@@ -73,7 +73,7 @@ def paired_crps_difference(run_a, run_b, *, n_boot: int = 2000, seed: int = 0) -
             "b_better": int((d < 0).sum())}
 
 
-def rows_for_region(region, runs, gibbs, names=("edm-pp-v1", "edm-tp-v1")):
+def rows_for_region(region, runs, gibbs, names=("edm-pp-v2", "edm-tp-v2")):
     """Table rows (dicts) of one region: truth, PP diffusion, TP diffusion, bicubic, PP-bicubic;
     ``names``: the PP and TP checkpoints, for the labels."""
     pp, tp = runs["pp"], runs["tp"]
@@ -147,8 +147,9 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=18)
     p.add_argument("--sampler", default="heun", help="the same sampler for both models (default heun)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--pp-model", default="edm-pp-v1")
-    p.add_argument("--tp-model", default="edm-tp-v1")
+    p.add_argument("--pp-model", default="edm-pp-v2")
+    p.add_argument("--tp-model", default="edm-tp-v2")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (1 on a CPU shared with other jobs)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results.md"))
     p.add_argument("--keep", default=None, help="directory for the downscale outputs (.nc)")
     args = p.parse_args(argv)
@@ -161,7 +162,7 @@ def main(argv=None) -> int:
     from ppviz.pipeline import downscale
     from ppviz.request import DownscaleRequest
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     ds = load_dataset(None)
     if ds.attrs.get("source") != "synthetic":
         print("warning: the default dataset is not the synthetic one ($PPVIZ_DATA?)", file=sys.stderr)

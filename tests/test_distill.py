@@ -360,17 +360,19 @@ def copy_of(model):
     return copy.deepcopy(model)
 
 
-def test_shipped_student_is_sound_at_every_allowed_step_count_and_refuses_others():
-    """The issue's must-show for the shipped student: each of its step counts gives finite tp below
+@pytest.mark.parametrize("teacher_name", ["edm-pp-v1", "edm-pp-v2"])
+def test_shipped_student_is_sound_at_every_allowed_step_count_and_refuses_others(teacher_name):
+    """The issue's must-show for the shipped students: each of its step counts gives finite tp below
     10x the truth's maximum on a held-out hour; others are refused naming the allowed ones."""
     from ppviz.data.regions import Region
     from ppviz.data.source import load_dataset
     from ppviz.pipeline import Models, downscale_time
     from ppviz.training.pp import split_times
 
-    models = Models.load("edm-pp-v1-student", device="cpu")
-    teacher = load_checkpoint("edm-pp-v1")
-    assert models.diffusion_extra["teacher"] == {"checkpoint": "edm-pp-v1", "sha256": teacher.sha256,
+    name = f"{teacher_name}-student"
+    models = Models.load(name, device="cpu")
+    teacher = load_checkpoint(teacher_name)
+    assert models.diffusion_extra["teacher"] == {"checkpoint": teacher_name, "sha256": teacher.sha256,
                                                  "sampler": "euler", "steps": 16}
     assert not models.diffusion_extra["default"] and models.pp_name == "pp-mlp-v1"
     s = models.schedule
@@ -386,5 +388,5 @@ def test_shipped_student_is_sound_at_every_allowed_step_count_and_refuses_others
     for n in (3, 8):
         with pytest.raises(ValueError, match=r"steps in \[1, 2, 4\]"):
             downscale_time(models, ds, t, Region.parse("alps"), members=1, steps=n)
-    card = (load_checkpoint("edm-pp-v1-student").path / "MODEL_CARD.md").read_text()
-    assert teacher.sha256 in card and "Salimans & Ho" in card and "| edm-pp-v1-student | euler | 1 |" in card
+    card = (load_checkpoint(name).path / "MODEL_CARD.md").read_text()
+    assert teacher.sha256 in card and "Salimans & Ho" in card and f"| {name} | euler | 1 |" in card
