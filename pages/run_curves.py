@@ -93,3 +93,9 @@ def qq(view):
         elems.append(hv.Scatter((truth, y), "truth", "model", label=name,
                                 group=style_group("Scatter", color=color, marker=marker, size=6, framewise=True)))
     return hv.Overlay(elems, group=overlay)
+
+def panels(stream) -> tuple[dict, hv.Layout]:
+    """``({name: DynamicMap}, layout)`` of the spectra and QQ panels fed by ``stream``."""
+    spec = hv.DynamicMap(spectra, streams=[stream])
+    qq_map = hv.DynamicMap(qq, streams=[stream])
+    return {"spectra": spec, "qq": qq_map}, hv.Layout([spec, qq_map]).cols(2)  # different axes: nothing shared
