@@ -162,7 +162,7 @@ class DownscalePage(LazyPage):
             self._show(alert(error_text(exc)))
             if self._view is not None:
                 v = self._view
-                self._status.object = (f"**Showing the last valid view ({v.when} UTC, {text(v.inputs.region.title)}).** "
+                self._status.object = (f"**Showing the last valid view ({v.when} UTC, {F.where(v, self.state.data)}).** "
                                        "Fix the input above.")
                 return
             try:  # nothing shown yet (e.g. a bad link): show the default region meanwhile
@@ -173,7 +173,7 @@ class DownscalePage(LazyPage):
                 except Exception:  # noqa: BLE001
                     return
             self._set_view(view, req)
-            self._status.object = (f"**Showing {view.when} UTC over {text(view.inputs.region.title)} instead.** "
+            self._status.object = (f"**Showing {view.when} UTC over {F.where(view, self.state.data)} instead.** "
                                    "Fix the input above.")
             return
         if self._messages.objects and any(getattr(o, "alert_type", "") == "danger" for o in self._messages.objects):
@@ -297,7 +297,7 @@ class DownscalePage(LazyPage):
             what = "no ensemble for these settings yet: press **Run ensemble** (or ▶ Play)"
         else:
             what = "no diffusion checkpoint"
-        self._status.object = f"**Showing {view.when} UTC** · {text(reg.title)} · {what}"
+        self._status.object = f"**Showing {view.when} UTC** · {F.where(view, self.state.data)} · {what}"
         self._nc.disabled = self._png.disabled = run is None
         if run is not None:
             stem = f"ppviz_{reg.slug_or_box.replace(',', '_')}_{view.inputs.time:%Y%m%dT%H}"
