@@ -374,7 +374,7 @@ class LazyPage(pn.viewable.Viewer):
 # size and region), and the coastlines are added to the Bokeh figure once by a plot hook.
 
 _GROUPS: dict[tuple, str] = {}
-#: the tools of the dashboard's live maps besides hover (no box zoom, no save: the page exports PNG)
+#: the tools of the Downscale page's plots besides hover (no box zoom, no save: the page exports PNG)
 MAP_TOOLS = ["pan", "wheel_zoom", "reset"]
 _KIND_STYLE = {
     "tp": dict(cmap="viridis", logz=True, clim=(TP_MIN, 20.0)),

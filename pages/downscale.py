@@ -389,7 +389,7 @@ class DownscalePage(LazyPage):
         bounds = hv.streams.BoundsXY(source=img, bounds=None)
         bounds.add_subscriber(self._drawn)
         rect = hv.DynamicMap(box, streams=[self._ov_stream])
-        return (img * rect).opts(hv.opts.Overlay(active_tools=["box_select"], toolbar="above", default_tools=MAP_TOOLS))
+        return (img * rect).opts(hv.opts.Overlay(active_tools=["box_select"], toolbar="above"))
 
     def _drawn(self, bounds=None, **_):
         if not bounds:
