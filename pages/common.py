@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
+import weakref
 
 import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.models import GlyphRenderer, MultiLine
 
 from pages.safe import alert, markdown, text
 from ppviz.views import cache as _models
@@ -327,6 +329,18 @@ def url_error_text(values: dict, obj: param.Parameterized | None = None) -> str:
     return text("Ignored URL settings that are not valid here: " + "; ".join(parts))
 
 
+def when_loaded(callback) -> bool:
+    """Call ``callback`` once the browser has loaded the served page (at once outside a served
+    session, or when it has loaded already, e.g. for a later change); True when deferred. Panels
+    below the fold built this way keep the first look's Bokeh document small."""
+    doc = pn.state.curdoc
+    if doc is None or doc.session_context is None or pn.state.loaded:
+        callback()
+        return False
+    pn.state.onload(callback)
+    return True
+
+
 class LazyPage(pn.viewable.Viewer):
     """A page that recomputes only while it is the open tab (the app calls :meth:`set_visible`)."""
 
@@ -360,6 +374,8 @@ class LazyPage(pn.viewable.Viewer):
 # size and region), and the coastlines are added to the Bokeh figure once by a plot hook.
 
 _GROUPS: dict[tuple, str] = {}
+#: the tools of the Downscale page's plots besides hover (no box zoom, no save: the page exports PNG)
+MAP_TOOLS = ["pan", "wheel_zoom", "reset"]
 _KIND_STYLE = {
     "tp": dict(cmap="viridis", logz=True, clim=(TP_MIN, 20.0)),
     "spread": dict(cmap="magma", logz=True, clim=SPREAD_CLIM),
@@ -367,17 +383,45 @@ _KIND_STYLE = {
 }
 
 
+def coast_source(bounds_latlon):
+    """The coastlines and borders of ``bounds_latlon`` as one Bokeh ``ColumnDataSource`` (columns
+    xs, ys: NaN-separated lines; color, width: :data:`COAST_STYLE`) and its ``CDSView``, made once
+    per Bokeh document and region and shared by all its maps: a dozen maps send the lines once."""
+    from bokeh.models import CDSView, ColumnDataSource
+
+    doc = pn.state.curdoc
+    key = tuple(float(b) for b in bounds_latlon)
+    sources = _COAST_SOURCES.setdefault(doc, {}) if doc is not None else {}
+    if key not in sources:
+        lines, _ = coast_lines(key)
+        drawn = [(xy, color, width) for xy, (_, color, width) in zip(lines, COAST_STYLE) if xy is not None]
+        sources[key] = (ColumnDataSource({"xs": [xy[0] for xy, _, _ in drawn], "ys": [xy[1] for xy, _, _ in drawn],
+                                          "color": [c for _, c, _ in drawn], "width": [w for _, _, w in drawn]}),
+                        CDSView())
+    return sources[key]
+
+
+_COAST_SOURCES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # document -> {bounds: source}
+
+
 def coast_hook(bounds_latlon):
-    """A Bokeh plot hook that draws coastlines and borders of ``bounds_latlon`` once per figure."""
-    lines, _ = coast_lines(bounds_latlon)
+    """A Bokeh plot hook that draws coastlines and borders of ``bounds_latlon`` once per figure, as
+    one glyph on the document's shared :func:`coast_source`; it also drops the map image's
+    selection/muted glyph copies (maps are never selected or muted; the browser draws the image
+    glyph for them), which saves Bokeh models to build and send."""
 
     def hook(plot, element):
         fig = plot.state
         if "ppviz-coast" in fig.tags:
             return
-        for xy, (_, color, width) in zip(lines, COAST_STYLE):
-            if xy is not None:
-                fig.line(x=xy[0], y=xy[1], line_color=color, line_width=width)
+        renderer = plot.handles.get("glyph_renderer")
+        if isinstance(renderer, GlyphRenderer):
+            renderer.update(selection_glyph=None, nonselection_glyph=None, muted_glyph=None)
+        source, view = coast_source(bounds_latlon)
+        if source.data["xs"]:
+            fig.renderers.append(GlyphRenderer(
+                data_source=source, view=view, glyph=MultiLine(xs="xs", ys="ys", line_color="color", line_width="width"),
+                selection_glyph=None, nonselection_glyph=None, muted_glyph=None))
         fig.tags = [*fig.tags, "ppviz-coast"]
 
     return hook
@@ -389,7 +433,7 @@ def map_group(kind: str, size: dict, bounds_latlon=None, colorbar: bool = True) 
     key = (kind, tuple(sorted(size.items())), tuple(bounds_latlon) if bounds_latlon is not None else None, colorbar)
     if key not in _GROUPS:
         name = f"PpvizMap{len(_GROUPS)}"
-        opts = dict(_KIND_STYLE[kind], colorbar=colorbar, **COLORBAR_STYLE, tools=["hover"],
+        opts = dict(_KIND_STYLE[kind], colorbar=colorbar, **COLORBAR_STYLE, tools=["hover"], default_tools=MAP_TOOLS,
                     clipping_colors={"NaN": (0, 0, 0, 0)}, fontsize={"title": 10}, title="{label}", **size)
         if bounds_latlon is not None:
             opts["hooks"] = [coast_hook(bounds_latlon)]

@@ -22,9 +22,9 @@ import param
 
 from pages.common import (
     LazyPage, follow_schedule, offer_checkpoints,
-    CONTROL_WIDTH, TP_MIN, SharedState, alert, coast_hook, error_text, frame_size, frozen_models,
+    CONTROL_WIDTH, MAP_TOOLS, TP_MIN, SharedState, alert, coast_hook, error_text, frame_size, frozen_models,
     grid_bounds, log, map_group, map_image, map_values, region_controls, style_group, sync_url, time_controls,
-    url_messages, url_state,
+    url_messages, url_state, when_loaded,
 )
 from pages import direct as D
 from pages import downscale_fields as F
@@ -53,7 +53,7 @@ def _overview_group(bounds_latlon) -> str:
         _OVERVIEW_GROUPS[key] = style_group(
             "Image", cmap="viridis", logz=True, clim=(TP_MIN, 20.0), colorbar=False, frame_width=230,
             frame_height=160, tools=["box_select", "hover"], clipping_colors={"NaN": (0, 0, 0, 0)}, title="{label}",
-            fontsize={"title": 10}, hooks=[coast_hook(bounds_latlon)])
+            fontsize={"title": 10}, hooks=[coast_hook(bounds_latlon)], default_tools=MAP_TOOLS)
     return _OVERVIEW_GROUPS[key]
 
 
@@ -88,6 +88,7 @@ class DownscalePage(LazyPage):
         self._layout_key = None
         self._map_dmaps: dict = {}  # name -> DynamicMap of each drawn plot (found again by pages.direct)
         self._curve_dmaps: dict = {}
+        self._curves_pending = False  # the curves wait for the page to load (see _build)
         self._ov_dmaps: dict = {}
         self._maps = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
         self._curves = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width")
@@ -161,7 +162,7 @@ class DownscalePage(LazyPage):
             self._show(alert(error_text(exc)))
             if self._view is not None:
                 v = self._view
-                self._status.object = (f"**Showing the last valid view ({v.when} UTC, {text(v.inputs.region.title)}).** "
+                self._status.object = (f"**Showing the last valid view ({v.when} UTC, {F.where(v, self.state.data)}).** "
                                        "Fix the input above.")
                 return
             try:  # nothing shown yet (e.g. a bad link): show the default region meanwhile
@@ -172,7 +173,7 @@ class DownscalePage(LazyPage):
                 except Exception:  # noqa: BLE001
                     return
             self._set_view(view, req)
-            self._status.object = (f"**Showing {view.when} UTC over {text(view.inputs.region.title)} instead.** "
+            self._status.object = (f"**Showing {view.when} UTC over {F.where(view, self.state.data)} instead.** "
                                    "Fix the input above.")
             return
         if self._messages.objects and any(getattr(o, "alert_type", "") == "danger" for o in self._messages.objects):
@@ -252,7 +253,8 @@ class DownscalePage(LazyPage):
         """Write ``view``'s arrays into the drawn Bokeh sources; False when the plots are not all
         drawn (not displayed yet), so HoloViews must draw them."""
         maps = D.drawn_plots(self._maps, self._map_dmaps)
-        curves = D.drawn_plots(self._curves, self._curve_dmaps)
+        # curves not built yet (deferred while the page opens) draw the stream's view when they are
+        curves = D.drawn_plots(self._curves, self._curve_dmaps) if self._curve_dmaps else []
         ov = D.drawn_plots(self._overview, self._ov_dmaps) if overview else []
         if maps is None or curves is None or ov is None:
             return False
@@ -295,7 +297,7 @@ class DownscalePage(LazyPage):
             what = "no ensemble for these settings yet: press **Run ensemble** (or ▶ Play)"
         else:
             what = "no diffusion checkpoint"
-        self._status.object = f"**Showing {view.when} UTC** · {text(reg.title)} · {what}"
+        self._status.object = f"**Showing {view.when} UTC** · {F.where(view, self.state.data)} · {what}"
         self._nc.disabled = self._png.disabled = run is None
         if run is not None:
             stem = f"ppviz_{reg.slug_or_box.replace(',', '_')}_{view.inputs.time:%Y%m%dT%H}"
@@ -343,13 +345,17 @@ class DownscalePage(LazyPage):
         self._timeline.tap_streams([self._map_dmaps[n] for n in ("truth_tp", "member", "mean")])
         # no .opts() on the layout: it would become per-frame options of every DynamicMap (shared axes
         # and merged tools are the defaults)
-        layout = hv.Layout(items).cols(4)
-        self._maps.object = layout
-        spec = hv.DynamicMap(RC.spectra, streams=[self._stream])
-        qq = hv.DynamicMap(RC.qq, streams=[self._stream])
-        self._curve_dmaps = {"spectra": spec, "qq": qq}
-        self._curves.object = hv.Layout([spec, qq]).cols(2)  # different axes: nothing is shared
+        self._maps.object = hv.Layout(items).cols(4)
         self._overview.object = self._overview_map()
+        if not self._curves_pending:
+            self._curves_pending = True
+            if when_loaded(self._build_curves):  # below the maps: drawn once the browser has the rest
+                self._curve_dmaps, self._curves.object = {}, None
+
+    def _build_curves(self) -> None:
+        """The spectra and QQ panels of the stream's view (once the page has loaded, see _build)."""
+        self._curves_pending = False
+        self._curve_dmaps, self._curves.object = RC.panels(self._stream)
 
     def _panel(self, name, group, view):
         values, grid, kind, title = F.field(name, view)
@@ -366,7 +372,7 @@ class DownscalePage(LazyPage):
         domain = M.coarse_overview(self.state.ds, self.state.timestamp)
         b = grid_bounds(domain.lat.values, domain.lon.values)
         img_group = _overview_group((b[1], b[3], b[0], b[2]))
-        rect_group = style_group("Rectangles", fill_alpha=0.0, line_color="red", line_width=2)
+        rect_group = style_group("Rectangles", fill_alpha=0.0, line_color="red", line_width=2, default_tools=MAP_TOOLS)
 
         def draw(view):
             d = M.coarse_overview(self.state.ds, self._overview_time(view)) if view is not None else domain

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from pages.safe import text
 from ppviz.views import curves as C
+from ppviz.views.cache import dataset_title
 from ppviz.views.external import NOT_IN_SOURCE
 
 #: the maps, row by row (TP on top, latent and spread below), and which carry a colour bar
@@ -25,6 +27,12 @@ _KINDS = {"coarse_tp": "tp", "coarse_pp": "pp", "truth_pp": "pp", "truth_tp": "t
 def is_external(view) -> bool:
     """Whether ``view`` shows a predictions file (no ppviz chain behind it)."""
     return view is not None and view.run is not None and hasattr(view.run, "source")
+
+
+def where(view, data: str) -> str:
+    """What the status says the maps show, as safe Markdown: the region and the dataset (``data``,
+    a registry name), e.g. ``Sample box (45-55N, 0-10E) of Synthetic Europe``."""
+    return f"{text(view.inputs.region.title)} of {text(dataset_title(data))}"
 
 
 def field(name: str, view):

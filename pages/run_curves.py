@@ -7,13 +7,14 @@ import holoviews as hv
 import numpy as np
 
 from pages import direct as D
-from pages.common import TP_MIN, WAVELENGTH_TICKS, style_group
+from pages.common import MAP_TOOLS, TP_MIN, WAVELENGTH_TICKS, style_group
 from pages.downscale_fields import is_external
 from ppviz.views import curves as C
 
 SPEC_STYLE = {"truth": ("black", 2.5, "solid"), "bicubic": ("#ff7f0e", 1.5, "dashed"),
               "PP bicubic": ("#2ca02c", 1.5, "dashed"), "ensemble mean": ("#9467bd", 1.5, "dotted"),
               "members (mean)": ("#1f77b4", 2.5, "solid")}
+_LAYER = {"framewise": True, "default_tools": MAP_TOOLS}  # options of every curve layer (no box zoom, no save)
 QQ_STYLE = {"members": ("#1f77b4", "circle"), "bicubic": ("#ff7f0e", "triangle"),
             "PP bicubic": ("#2ca02c", "square")}
 
@@ -53,11 +54,11 @@ def spectra(view):
                           legend_position="bottom_left", title="Power spectra of TP (region, selected members)")
     paths, curves = spectra_data(view)
     elems = [hv.Path(paths, kdims=["wavelength", "psd"], label="members",
-                     group=style_group("Path", color="#1f77b4", alpha=0.25, line_width=1, framewise=True))]
+                     group=style_group("Path", color="#1f77b4", alpha=0.25, line_width=1, **_LAYER))]
     for name, (wl, p) in curves.items():
         color, lw, dash = SPEC_STYLE[name]
         elems.append(hv.Curve((wl, p), "wavelength", "psd", label=name,
-                              group=style_group("Curve", color=color, line_width=lw, line_dash=dash, framewise=True)))
+                              group=style_group("Curve", color=color, line_width=lw, line_dash=dash, **_LAYER)))
     return hv.Overlay(elems, group=overlay)
 
 def qq_data(view):
@@ -86,10 +87,16 @@ def qq(view):
                           legend_position="top_left", title="QQ: wet tail (levels 0.80-0.9999)")
     truth, model, (lo, hi) = qq_data(view)
     elems = [hv.Curve(([lo, hi], [lo, hi]), "truth", "model", label="1:1",
-                      group=style_group("Curve", color="grey", line_dash="dashed", framewise=True))]
+                      group=style_group("Curve", color="grey", line_dash="dashed", **_LAYER))]
     for name, y in model.items():
         color, marker = QQ_STYLE[name]
-        elems.append(hv.Curve((truth, y), "truth", "model", label=name, group=style_group("Curve", color=color, framewise=True)))
+        elems.append(hv.Curve((truth, y), "truth", "model", label=name, group=style_group("Curve", color=color, **_LAYER)))
         elems.append(hv.Scatter((truth, y), "truth", "model", label=name,
-                                group=style_group("Scatter", color=color, marker=marker, size=6, framewise=True)))
+                                group=style_group("Scatter", color=color, marker=marker, size=6, **_LAYER)))
     return hv.Overlay(elems, group=overlay)
+
+def panels(stream) -> tuple[dict, hv.Layout]:
+    """``({name: DynamicMap}, layout)`` of the spectra and QQ panels fed by ``stream``."""
+    spec = hv.DynamicMap(spectra, streams=[stream])
+    qq_map = hv.DynamicMap(qq, streams=[stream])
+    return {"spectra": spec, "qq": qq_map}, hv.Layout([spec, qq_map]).cols(2)  # different axes: nothing shared

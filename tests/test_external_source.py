@@ -198,7 +198,7 @@ def test_ab_plan_region_hour_and_refusals(roots):
                   r"the grids differ: predictions lat 45\.\.48\.7 \(38 points, step 0\.1\).* points at 33 \+ k x 0\.25"))
     write_cf(roots / "small.nc", HOURS, lat=np.arange(45.0, 46.01, 0.25))
     cases.append((X.PredictionsSource(str(roots / "small.nc")), "2021-01-01T07:00", "sample", data,
-                  r"points inside region ERA5 sample box .*\(lat 45\.\.46, lon 5\.\.8\.75\) hold only 1 x 4 whole 1 deg "
+                  r"points inside region Sample box .*\(lat 45\.\.46, lon 5\.\.8\.75\) hold only 1 x 4 whole 1 deg "
                   r"cells"))
     write_cf(roots / "daily.nc", pd.date_range("2021-01-01", periods=3, freq="D"))
     cases.append((X.PredictionsSource(str(roots / "daily.nc")), "2021-01-01", "sample", data,

@@ -130,6 +130,34 @@ def test_member_selection_in_place(page_in_doc):
     assert _equal(second["member"][0], first["slot2"][0])
 
 
+def test_maps_share_one_coastline_source_and_carry_few_models(page_in_doc, natural_earth):
+    """Each map draws coastlines and borders as one glyph on the document's one shared source, its
+    image keeps no selection/muted copies, and its tools are pan, wheel zoom, reset and hover."""
+    from bokeh.models import BoxZoomTool, ColumnDataSource, GlyphRenderer, MultiLine, SaveTool
+
+    from pages import direct as D
+
+    doc, page = page_in_doc
+    maps = D.element_plots(page._maps, page._map_dmaps)[0]
+    assert len(maps) == 8 + 3  # two rows of four, three member slots
+    coast_sources = set()
+    for name, plot in maps.items():
+        fig = plot.state
+        coast = [r for r in fig.renderers if isinstance(r, GlyphRenderer) and isinstance(r.glyph, MultiLine)]
+        assert len(coast) == 1, (name, fig.renderers)
+        coast_sources.add(id(coast[0].data_source))
+        data = coast[0].data_source.data
+        assert data["color"] == ["black", "#555555"] and len(data["xs"]) == 2  # coastline, borders
+        assert np.isnan(data["xs"][0]).any() and np.isfinite(data["xs"][0]).sum() > 100  # NaN-separated lines
+        image = plot.handles["glyph_renderer"]
+        assert image.selection_glyph is None and image.nonselection_glyph is None and image.muted_glyph is None
+        assert {type(t).__name__ for t in fig.toolbar.tools} == {"PanTool", "WheelZoomTool", "ResetTool", "HoverTool"}
+        assert not any(isinstance(t, (BoxZoomTool, SaveTool)) for t in fig.toolbar.tools)
+    assert len(coast_sources) == 1
+    n_sources = sum(isinstance(m, ColumnDataSource) for m in doc.models)
+    assert n_sources <= 11 + 1 + 13 + 4, n_sources  # images, coast, curve layers, overview (image, box, coast)
+
+
 def test_direct_helpers_refuse_shape_changes_and_find_extents():
     from pages import direct as D
 

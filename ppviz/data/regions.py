@@ -32,7 +32,7 @@ NAMED_REGIONS: dict[str, tuple[str, float, float, float, float]] = {
     "scandinavia": ("Scandinavia", 55.0, 71.0, 4.0, 31.0),
     "balkans": ("Balkans", 39.0, 47.0, 13.0, 30.0),
     "eastern-europe": ("Eastern Europe", 45.0, 56.0, 20.0, 40.0),
-    "sample": ("ERA5 sample box (45-55N, 0-10E)", 45.0, 55.0, 0.0, 10.0),
+    "sample": ("Sample box (45-55N, 0-10E)", 45.0, 55.0, 0.0, 10.0),  # the ERA5 sample's extent; any data
 }
 
 

@@ -69,6 +69,12 @@ def default_dataset_name() -> str:
     return default_name()
 
 
+def dataset_title(name: str) -> str:
+    """The title of the dataset ``name`` in the app's choice (``Synthetic Europe``, ...); the name
+    itself when the registry offers no such dataset now."""
+    return {v: k for k, v in dataset_choices().items()}.get(name, name)
+
+
 def dataset_label(ds: xr.Dataset) -> str:
     """What the header says about ``ds``: real ERA5 with its attribution line, or its source."""
     from ppviz.data.registry import is_real_era5

@@ -131,7 +131,7 @@ def test_too_small_region_shows_its_message(tall, app_url):
     # a bad box straight from a link: the message, and a valid view meanwhile
     _open(page, app_url, f"{FAST}&region=custom&box=70,80,0,10")
     expect(page.get_by_text(re.compile("lies outside the domain")).first).to_be_visible()
-    expect(page.get_by_text(re.compile(r"Showing 2021-01-02 06:00 UTC over ERA5 sample box .* instead")).first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Showing 2021-01-02 06:00 UTC over Sample box \(45-55N, 0-10E\) of Synthetic Europe instead")).first).to_be_visible()
 
 
 def test_page_settings_travel_in_the_url(tall, app_url):

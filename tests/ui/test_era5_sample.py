@@ -35,6 +35,9 @@ def test_era5_sample_opens_real_era5_and_a_run_works(tall, app_url, screenshot_d
     expect(page.get_by_text("2020-01-01 to 2022-08-31 (48 hours)").first).to_be_visible()
     page.get_by_role("button", name="Run ensemble").click()
     expect(page.get_by_text(re.compile(r"computed in [\d.]+ s"))).to_be_visible()
+    # the status names the data shown: the real sample's, not the synthetic stand-in's
+    expect(page.get_by_text(re.compile(r"Showing 2022-08-31 15:00 UTC · Sample box \(45-55N, 0-10E\) of ERA5 sample "
+                                       r"\(real, 2 days\) · ensemble of 2 members"))).to_be_visible()
     expect(page.get_by_text("ensemble (fair CRPS)")).to_be_visible()
     page.wait_for_timeout(2000)
     page.screenshot(path=str(screenshot_dir / "era5_downscale_ensemble.png"))

@@ -70,7 +70,7 @@ def test_landing_opens_on_the_rainiest_hour_with_its_ensemble(tall, app_url, scr
     assert region == "sample"
     page = tall
     _open(page, app_url)
-    expect(page.get_by_text(re.compile(rf"Showing {t:%Y-%m-%d %H:%M} UTC · ERA5 sample box"))).to_be_visible()
+    expect(page.get_by_text(re.compile(rf"Showing {t:%Y-%m-%d %H:%M} UTC · Sample box \(45-55N, 0-10E\) of Synthetic Europe · "))).to_be_visible()
     expect(page.get_by_text(re.compile(r"ensemble of 4 members .* \(computed in [\d.]+ s\)"))).to_be_visible()
     titles = _wait_titles(page, r"^member 0 TP \(slider\)$")
     assert "ensemble mean TP (4 members)" in _bokeh(page)["titles"], titles
@@ -83,7 +83,7 @@ def test_landing_opens_on_the_rainiest_hour_with_its_ensemble(tall, app_url, scr
 def test_a_link_still_wins_and_its_ensemble_is_computed_on_open(tall, app_url):
     page = tall
     _open(page, app_url, FAST.replace("seed=0", "seed=11"))
-    expect(page.get_by_text(re.compile(r"Showing 2021-01-02 06:00 UTC · ERA5 sample box"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Showing 2021-01-02 06:00 UTC · Sample box \(45-55N, 0-10E\) of Synthetic Europe · "))).to_be_visible()
     expect(page.get_by_text(re.compile(r"ensemble of 3 members x 3 Heun steps, seed 11, .*computed in"))).to_be_visible()
     _wait_titles(page, r"^member 2$")
 
