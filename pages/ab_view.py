@@ -11,7 +11,7 @@ import holoviews as hv
 import numpy as np
 import panel as pn
 
-from pages.common import WAVELENGTH_TICKS, alert, coast_paths, error_text, frame_size, grid_bounds, image
+from pages.common import WAVELENGTH_TICKS, alert, coasted, error_text, frame_size, grid_bounds, image
 from pages.jobview import JobView
 from pages.safe import code, markdown, text
 from ppviz.views import curves as C
@@ -105,7 +105,6 @@ class ABView:
         reg = ea.inputs.region
         fg = reg.fine_grid
         bounds = grid_bounds(fg.lat, fg.lon)
-        coast, _ = coast_paths(reg.bounds)
         size = frame_size(reg, 260, 300)
         ma, _ = C.mean_and_spread(ea)
         mb, _ = C.mean_and_spread(eb)
@@ -116,7 +115,7 @@ class ABView:
                   (grid_bounds(cg.lat, cg.lon), "coarse input TP (1°)", ea.inputs.coarse_tp),
                   (bounds, f"B member 0: {lb}", eb.tp_members[0]), (bounds, "B ensemble mean", mb)]
         self.maps.object = hv.Layout([
-            hv.Overlay([image(v, bnd, kind="tp", title=t).opts(**size), *coast]) for bnd, t, v in panels
+            coasted(image(v, bnd, kind="tp", title=t).opts(**size), reg.bounds) for bnd, t, v in panels
         ]).cols(3).opts(shared_axes=True)
         items = [self._spectra(ea, eb)]
         if ea.inputs.truth_tp is not None:

@@ -12,7 +12,7 @@ import param
 
 from pages.common import (
     LazyPage, follow_schedule, url_state,
-    CONTROL_WIDTH, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
+    CONTROL_WIDTH, SharedState, alert, coasted, error_text, frame_size, grid_bounds, image,
     region_controls, time_controls,
 )
 from pages.ab_view import ABView
@@ -187,7 +187,6 @@ class CheckpointsPage(LazyPage):
         reg = run.ensemble.inputs.region
         fg = reg.fine_grid
         bounds = grid_bounds(fg.lat, fg.lon)
-        coast, _ = coast_paths(reg.bounds)
         size = frame_size(reg, 260, 320)
         def frame(name, frame):
             k = int(np.clip(frame, 0, len(traj) - 1))
@@ -199,7 +198,7 @@ class CheckpointsPage(LazyPage):
                 img = image(traj.denoised[k], bounds, kind="pp", title=f"denoised estimate D(x; σ) ({traj.latent})")
             else:
                 img = image(traj.tp[k], bounds, kind="tp", title="denoised estimate as TP")
-            return hv.Overlay([img.opts(**size), *coast])
+            return coasted(img.opts(**size), reg.bounds)
 
         dmaps = [hv.DynamicMap(functools.partial(frame, n), streams=[self._traj_stream])
                  for n in ("x", "denoised", "tp")]

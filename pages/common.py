@@ -208,12 +208,11 @@ def coast_lines(bounds_latlon):
     return lines, feats.message
 
 
-def coast_paths(bounds_latlon):
-    """Exactly two paths (coastline, borders), empty when unavailable, so overlays keep one shape."""
-    lines, message = coast_lines(bounds_latlon)
-    out = [hv.Path([np.column_stack(xy)] if xy is not None else [], kdims=["lon", "lat"]).opts(color=color, line_width=width)
-           for xy, (_, color, width) in zip(lines, COAST_STYLE)]
-    return out, message
+def coasted(img, bounds_latlon):
+    """``img`` (an ``hv.Image`` map) with the coastlines and borders of ``bounds_latlon`` drawn on
+    it by :func:`coast_hook`: one glyph on the document's shared source, whatever overlay the map
+    is then put in."""
+    return img.opts(hooks=[coast_hook(bounds_latlon)])
 
 
 def frame_size(region, width: int = 300, max_height: int = 420) -> dict:

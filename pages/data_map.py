@@ -6,7 +6,7 @@ import holoviews as hv
 import pandas as pd
 import panel as pn
 
-from pages.common import CONTROL_WIDTH, SharedState, coast_paths, error_text, grid_bounds, image, region_controls, time_controls
+from pages.common import CONTROL_WIDTH, SharedState, coast_lines, coasted, error_text, grid_bounds, image, region_controls, time_controls
 from pages.help import how_to_read
 from pages.safe import alert, markdown, text
 from ppviz.views import cache as M
@@ -26,13 +26,13 @@ class DataMapPage(pn.viewable.Viewer):
             step, tp, vimd = M.region_fields(self.state.ds, self.state.timestamp, reg)
         except ValueError as exc:
             return alert(error_text(exc))
-        paths, message = coast_paths(reg.bounds)
+        message = coast_lines(reg.bounds)[1]
         when = pd.Timestamp(step.time.values).strftime("%Y-%m-%d %H:%M UTC")
         bounds = grid_bounds(step["lat"].values, step["lon"].values)
         size = dict(data_aspect=1, responsive=True, min_height=380)
         tp_map = image(tp, bounds, kind="tp", title=f"TP (mm/h), {when}").opts(**size)
         vimd_map = image(vimd, bounds, kind="diverging", title=f"VIMD (mm/h), {when}", label="vimd").opts(**size)
-        layout = hv.Layout([hv.Overlay([tp_map, *paths]), hv.Overlay([vimd_map, *paths])]).cols(2)
+        layout = hv.Layout([coasted(tp_map, reg.bounds), coasted(vimd_map, reg.bounds)]).cols(2)
         note = markdown(f"*{text(message)}*  \nData: {text(M.dataset_label(self.state.ds))}",
                         sizing_mode="stretch_width")
         return pn.Column(pn.pane.HoloViews(layout, sizing_mode="stretch_width", linked_axes=True), note,

@@ -10,7 +10,7 @@ import param
 
 from pages.common import (
     url_state,
-    WAVELENGTH_TICKS, CONTROL_WIDTH, LazyPage, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
+    WAVELENGTH_TICKS, CONTROL_WIDTH, LazyPage, SharedState, alert, coasted, error_text, frame_size, grid_bounds, image,
     region_controls, time_controls,
 )
 from pages.help import how_to_read
@@ -82,7 +82,9 @@ class GibbsPage(LazyPage):
     def _map_layout(self, f, region, row):
         lat, lon = f["lat"], f["lon"]
         b = grid_bounds(lat, lon)
-        coast, _ = coast_paths(region.bounds)
+        def coast(img):
+            return coasted(img, region.bounds)
+
         size = frame_size(region, 180, 240)
         line = hv.HLine(float(lat[row])).opts(color="red", line_dash="dashed", line_width=1.5)
         neg = _marks(f["negative"], lat, lon, "< -0.01 mm/h", "red", "x")
@@ -91,14 +93,14 @@ class GibbsPage(LazyPage):
         drz2 = _marks(f["drizzle_pp_route"], lat, lon, "spurious drizzle", "#ff00ff", "circle")
         cut = f"{self.cutoff_km:.0f} km, {self.method.upper()}"
         panels = [
-            hv.Overlay([image(f["tp"], b, kind="tp", title=f"original TP, {f['time']:%Y-%m-%d %H:%M}").opts(**size),
-                        *coast, line]),
-            hv.Overlay([image(f["tp_truncated"], b, kind="tp", title=f"truncated TP ({cut})").opts(**size),
-                        *coast, neg, drz, line]).opts(show_legend=False),  # the marks are explained above
-            hv.Overlay([image(f["pp_route"], b, kind="tp", title="truncated PP, decoded").opts(**size),
-                        *coast, neg2, drz2, line]).opts(show_legend=False),
-            hv.Overlay([image(f["tp_truncated"], b, kind="diverging", title="truncated TP (signed, mm/h)",
-                              label="tp").opts(**size), *coast, line]),
+            hv.Overlay([coast(image(f["tp"], b, kind="tp", title=f"original TP, {f['time']:%Y-%m-%d %H:%M}").opts(**size)),
+                        line]),
+            hv.Overlay([coast(image(f["tp_truncated"], b, kind="tp", title=f"truncated TP ({cut})").opts(**size)),
+                        neg, drz, line]).opts(show_legend=False),  # the marks are explained above
+            hv.Overlay([coast(image(f["pp_route"], b, kind="tp", title="truncated PP, decoded").opts(**size)),
+                        neg2, drz2, line]).opts(show_legend=False),
+            hv.Overlay([coast(image(f["tp_truncated"], b, kind="diverging", title="truncated TP (signed, mm/h)",
+                                    label="tp").opts(**size)), line]),
         ]
         return hv.Layout(panels).cols(4).opts(shared_axes=True)
 

@@ -9,7 +9,7 @@ import param
 
 from pages.common import (
     offer_checkpoints, url_state,
-    CONTROL_WIDTH, LazyPage, SharedState, alert, coast_paths, error_text, frame_size, grid_bounds, image,
+    CONTROL_WIDTH, LazyPage, SharedState, alert, coasted, error_text, frame_size, grid_bounds, image,
     region_controls, time_controls,
 )
 from pages.help import how_to_read
@@ -66,7 +66,6 @@ class LatentPage(LazyPage):
 
     def _map_layout(self, f, region):
         b = grid_bounds(f["lat"], f["lon"])
-        coast, _ = coast_paths(region.bounds)
         size = frame_size(region, 180, 240)
         when = f"{f['time']:%Y-%m-%d %H:%M}"
         err = f["error"]
@@ -77,7 +76,7 @@ class LatentPage(LazyPage):
             image(f["pp"], b, kind="pp", title="PP (encoded)"),
             image(err, b, kind="diverging", clim=(-lim, lim), title="decode(encode) - TP (mm/h)", label="error"),
         ]
-        return hv.Layout([hv.Overlay([p.opts(**size), *coast]) for p in panels]).cols(4).opts(shared_axes=True)
+        return hv.Layout([coasted(p.opts(**size), region.bounds) for p in panels]).cols(4).opts(shared_axes=True)
 
     def _distribution(self, f):
         n = L.normal_comparison(f["pp"])

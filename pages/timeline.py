@@ -21,7 +21,7 @@ from pages.common import (
     TIME_FMT,
     TP_MIN,
     alert,
-    coast_paths,
+    coasted,
     error_text,
     frame_size,
     grid_bounds,
@@ -224,7 +224,6 @@ class Timeline(pn.viewable.Viewer):
         region = runs[0].region
         fg = region.fine_grid
         bounds = grid_bounds(fg.lat, fg.lon)
-        coast, _ = coast_paths(region.bounds)
         size = frame_size(region, 200, 240)
         fields = [("truth", acc["truth"]), ("ensemble mean", acc["mean"])]
         fields += [(f"member {k}", acc["members"][k]) for k in range(min(2, acc["members"].shape[0]))]
@@ -239,7 +238,7 @@ class Timeline(pn.viewable.Viewer):
                 cmap="viridis", logz=True, clim=clim, colorbar=name == "ensemble mean", tools=["hover"],
                 clipping_colors={"NaN": (0, 0, 0, 0)}, title=f"{name}: {acc['hours']} h total (mm)",
                 fontsize={"title": 10}, **size)
-            panels.append(hv.Overlay([img, *coast]))
+            panels.append(coasted(img, region.bounds))
         return hv.Layout(panels).cols(4).opts(shared_axes=True)
 
     def tap_streams(self, dmaps) -> None:

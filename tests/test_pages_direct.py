@@ -174,3 +174,37 @@ def test_direct_helpers_refuse_shape_changes_and_find_extents():
     assert D.log_extent([np.array([np.nan, 0.0])]) is None
     lo, hi = D.log_extent([np.array([1.0, 100.0, np.nan])], pad=0.5)
     assert lo == pytest.approx(0.1) and hi == pytest.approx(1000.0)
+
+
+def test_every_page_map_draws_its_coast_as_one_glyph_on_one_shared_source(natural_earth):
+    """`pages.common.coasted` (the one way pages put coastlines on a map): in overlays with other
+    marks (Gibbs' lines, scatter) and across a layout, each figure gets one coastline glyph and the
+    document sends the lines once."""
+    import holoviews as hv
+    import panel as pn
+    from bokeh.document import Document
+    from bokeh.models import GlyphRenderer, MultiLine
+    from panel.io.state import set_curdoc
+
+    from pages.common import coasted, image
+
+    bounds = (45.0, 55.0, 0.0, 10.0)
+    field = np.random.default_rng(0).gamma(0.5, 1.0, (40, 40)).astype(np.float32)
+    img_bounds = (0.0, 45.0, 10.0, 55.0)
+    doc = Document()
+    with set_curdoc(doc):
+        layout = hv.Layout([
+            hv.Overlay([coasted(image(field, img_bounds, kind="tp", title="a"), bounds), hv.HLine(50.0)]),
+            hv.Overlay([coasted(image(field, img_bounds, kind="tp", title="b"), bounds),
+                        hv.Points([(5.0, 50.0)]), hv.HLine(48.0)]),
+            coasted(image(field, img_bounds, kind="pp", title="c"), bounds),
+        ]).cols(3)
+        doc.add_root(pn.panel(layout).get_root(doc))
+    figs = [m for m in doc.models if type(m).__name__ == "figure"]
+    assert len(figs) == 3
+    sources = set()
+    for fig in figs:
+        coast = [r for r in fig.renderers if isinstance(r, GlyphRenderer) and isinstance(r.glyph, MultiLine)]
+        assert len(coast) == 1, fig.renderers
+        sources.add(id(coast[0].data_source))
+    assert len(sources) == 1
