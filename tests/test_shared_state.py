@@ -48,7 +48,8 @@ def test_data_page_follows_the_shared_time_and_region(era5_state):
     col = page._maps()
     layout = col[0].object
     assert isinstance(layout, hv.Layout)
-    tp = layout[0].get(0)
+    tp = layout[0]  # the TP map (coastlines are drawn on it by a plot hook)
+    assert isinstance(tp, hv.Image)
     assert "2022-08-31 15:00" in tp.label or "2022-08-31 15:00" in str(tp.opts.get().kwargs.get("title"))
     # benelux-rhine: 49-54N, 2.5-10E snapped to 1 deg cells -> 20 x 28 fine cells
     assert tp.dimension_values(2, flat=False).shape == (20, 28)
