@@ -80,6 +80,20 @@ def test_torchrun_two_processes_one_writer_resume_and_loss(small, tmp_path):
     assert abs(l2 - l1) < 0.25 * l1, (l1, l2)
 
 
+def test_torchrun_time_limit_stops_every_rank_at_the_same_logging_step(small, tmp_path):
+    """Under torchrun the ranks ask each other about the time limit on logging steps only: both stop
+    at the first one past it (step 2 with --log-every 2), no rank waits in a collective, rank 0
+    writes the checkpoint of that step."""
+    args = [a if a != "1" else "2" for a in TRAIN]  # --log-every 2
+    run = _run([*args, "--data", str(small), "--out", str(tmp_path / "cut"), "--max-minutes", "0.00001"], nproc=2)
+    assert run.returncode == 0, run.stderr[-3000:]
+    log = _log(tmp_path / ".cut.train")
+    assert log[-1]["stopped"] == "time limit" and log[-1]["step"] == 2
+    assert json.loads((tmp_path / ".cut.train" / "train_state.json").read_text())["step"] == 2
+    training = json.loads((tmp_path / "cut" / "config.json").read_text())["extra"]["training"]
+    assert training["steps"] == 2 and training["planned_steps"] == 6
+
+
 def test_torchrun_world_size_change_and_unsplittable_batch(small, tmp_path):
     first = _run([*[a if a != "6" else "2" for a in TRAIN], "--data", str(small), "--out", str(tmp_path / "a")],
                  nproc=2)

@@ -32,17 +32,17 @@ import json
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ppviz.io import check_config_keys
 from ppviz.io import json_ready
 from ppviz.data.grid import Grid, coarsen_blocks
 from ppviz.diffusion.downscaler import Downscaler, DownscalerConfig, residual_std
+from ppviz.training.diffusion_config import _RESUMABLE_CHANGES, DiffusionTrainConfig  # noqa: F401 - re-exported
 from ppviz.training.stream import check_crop
 
 from ppviz.training.train_state import (  # noqa: F401 - re-exported
@@ -54,75 +54,11 @@ from ppviz.training.train_state import (  # noqa: F401 - re-exported
     _sub,
     has_state,
     load_ema_model,
+    steps_reached,
 )
 
 CONFIG_JSON = "train_config.json"
 LOG_FILE = "train_log.jsonl"
-
-
-@dataclass(frozen=True)
-class DiffusionTrainConfig:
-    """Hyper-parameters of :func:`train_diffusion`.
-
-    Parameters
-    ----------
-    crop : int
-        Crop side in fine cells; a multiple of the block factor and of the U-Net's
-        ``size_multiple`` (64 by default: 16 x 16 deg of 0.25 deg cells).
-    batch_size : int
-        Crops per step.
-    steps : int
-        Total optimiser steps (a resumed run continues up to this number).
-    lr : float
-        Adam learning rate after the warm-up.
-    lr_warmup_steps : int
-        Linear warm-up from 0 (EDM ``lr_rampup``).
-    ema_halflife_steps : float
-        EMA half-life in steps (EDM ``ema_halflife``).
-    ema_rampup_ratio : float or None
-        Half-life limited to ``ratio * step`` early on (EDM ``ema_rampup_ratio``, 0.05); None: off.
-    P_mean, P_std : float
-        Training noise levels ``ln(sigma) ~ N(P_mean, P_std^2)`` (EDM Table 1).
-    grad_clip : float or None
-        Clip the global gradient norm to this (None: EDM's default, no clipping).
-    seed : int
-        Seeds the initial weights, crop positions, and noise.
-    log_every, ckpt_every : int
-        Steps between log lines and between resume states.
-    """
-
-    crop: int = 64
-    batch_size: int = 16
-    steps: int = 20000
-    lr: float = 3e-4
-    lr_warmup_steps: int = 500
-    ema_halflife_steps: float = 1000.0
-    ema_rampup_ratio: float | None = 0.05
-    P_mean: float = -1.2
-    P_std: float = 1.2
-    grad_clip: float | None = None
-    seed: int = 0
-    log_every: int = 50
-    ckpt_every: int = 1000
-
-    def __post_init__(self):
-        for name in ("crop", "batch_size", "log_every", "ckpt_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.steps < 0 or self.lr_warmup_steps < 0 or self.lr <= 0 or self.ema_halflife_steps <= 0:
-            raise ValueError("steps and lr_warmup_steps must be >= 0, lr and ema_halflife_steps > 0")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DiffusionTrainConfig":
-        check_config_keys(cls, d)
-        return cls(**d)
-
-
-# Fields that may change between a run and its resumption without changing the trajectory.
-_RESUMABLE_CHANGES = {"steps", "log_every", "ckpt_every"}
 
 
 # ------------------------------------------------------------------------------------------
@@ -496,8 +432,9 @@ def _train_loop(batches, facts, grid, config, out, log_file, model_config, state
                 bar.set_postfix(loss=f"{rec['loss']:.4f}")
             if callback is not None and dist.writer:
                 callback(step, ema)
-            out_of_time = max_seconds is not None and _agreed(dist, time.perf_counter() - t0 >= max_seconds,
-                                                              every=config.log_every, step=step)
+            # asked on logging steps only under torchrun: all ranks then stop at the same step
+            out_of_time = (max_seconds is not None and (dist.world == 1 or step % config.log_every == 0)
+                           and dist.any(time.perf_counter() - t0 >= max_seconds))
             if step % config.ckpt_every == 0 or step == config.steps or out_of_time:
                 save(seconds0 + time.perf_counter() - t0)
             if out_of_time and step < config.steps:
@@ -513,21 +450,6 @@ def _train_loop(batches, facts, grid, config, out, log_file, model_config, state
         dist = Dist()  # steps == 0: still leave a loadable state (the writer alone, no barrier)
         save(0.0)
     return copy.deepcopy(ema).cpu().eval()
-
-
-def _agreed(dist, flag: bool, *, every: int, step: int) -> bool:
-    """``flag`` of this process (one process), or whether any rank raised it, asked on every
-    ``every``-th step only (all ranks then stop at the same step)."""
-    if dist.world == 1:
-        return bool(flag)
-    if step % max(every, 1):
-        return False
-    return dist.mean(torch.tensor(float(flag))) > 0
-
-
-def steps_reached(out_dir: str | os.PathLike) -> int:
-    """The step of the resume state in ``out_dir`` (below ``train_config.steps`` after a time limit)."""
-    return int(json.loads((Path(out_dir) / STATE_JSON).read_text())["step"])
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:

@@ -38,6 +38,12 @@ class Dist:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return float(t) / self.world
 
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` is true on any rank (every rank must call this at the same step)."""
+        if self.world == 1:
+            return bool(flag)
+        return self.mean(torch.tensor(float(bool(flag)))) > 0
+
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()

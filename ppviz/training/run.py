@@ -227,7 +227,8 @@ def _train_diffusion(out, dist, *, data, pp_checkpoint, target, state_dir, resum
     if not dist.writer:
         return Path(out)  # rank 0 scores and writes the checkpoint
     seconds = time.perf_counter() - t0
-    from ppviz.training.diffusion_loop import read_log, steps_reached
+    from ppviz.training.diffusion_loop import read_log
+    from ppviz.training.train_state import steps_reached
 
     planned, reached = train_cfg.steps, steps_reached(state_dir)
     if reached < planned:  # stopped by the time limit: the card and config give the steps trained

@@ -118,3 +118,8 @@ def load_ema_model(out_dir: str | os.PathLike, device: str | torch.device = "cpu
     model = Downscaler(DownscalerConfig.from_dict(meta["model_config"]))
     model.load_state_dict(_sub(tensors, "ema/"), strict=True)
     return model.to(device).eval()
+
+
+def steps_reached(out_dir: str | os.PathLike) -> int:
+    """The step of the resume state in ``out_dir`` (below ``train_config.steps`` after a time limit)."""
+    return int(json.loads((Path(out_dir) / STATE_JSON).read_text())["step"])
