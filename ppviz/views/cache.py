@@ -71,8 +71,11 @@ def default_dataset_name() -> str:
 
 def dataset_title(name: str) -> str:
     """The title of the dataset ``name`` in the app's choice (``Synthetic Europe``, ...); the name
-    itself when the registry offers no such dataset now."""
-    return {v: k for k, v in dataset_choices().items()}.get(name, name)
+    itself for a name the registry does not know. A lookup, no file checks: the Downscale status
+    asks on every hour shown."""
+    from ppviz.data.registry import TITLES
+
+    return TITLES.get(name, name)
 
 
 def dataset_label(ds: xr.Dataset) -> str:
