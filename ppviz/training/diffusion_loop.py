@@ -386,7 +386,7 @@ def _train_loop(batches, facts, grid, config, out, log_file, model_config, state
     model_params, ema_params = list(model.parameters()), list(ema.parameters())
 
     t0 = time.perf_counter()
-    window: list[float] = []
+    window: list[torch.Tensor] = []  # losses of the steps since the last log line, on the device
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="diffusion",
                unit="step", dynamic_ncols=True)
     it = batches(step, np_rng) if step < config.steps else iter(())
